@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both set themselves up.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+MODEL ?=
+DETECTOR ?=
+DATA ?=
+
+.PHONY: setup test demo evaluate bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+demo: setup
+	$(VENV)/bin/daain demo $(if $(MODEL),--model $(MODEL)) $(if $(DETECTOR),--detector $(DETECTOR)) $(if $(DATA),--data $(DATA)) --out out/demo
+
+evaluate: setup
+	$(VENV)/bin/daain evaluate --detector out/detector --model $(SHARED)/data/espnet/espnet_p_2_q_8.pth --data $(SHARED)/data/footage/solidWhiteRight.mp4 --frames 150:221 --out out/evaluate
+
+bench: setup
+	$(VENV)/bin/daain bench --model $(SHARED)/data/espnet/espnet_p_2_q_8.pth --out out/bench.json
+
+clean:
+	rm -rf $(VENV) out build install log *.egg-info

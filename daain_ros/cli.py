@@ -1,0 +1,35 @@
+"""The ``daain`` command line: one sub-command per module in ``daain_ros.commands``.
+
+Every error the core raises on bad input becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from daain_ros.errors import DaainError
+
+COMMANDS = ("segment",)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="daain", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"daain_ros.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except DaainError as exc:
+        print(f"daain {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of ``daain``: each module has ``register(subparsers)`` that sets ``run``."""

@@ -1,0 +1,29 @@
+"""Typed errors of the daain_ros core: each says what was given and what was expected.
+
+The command line turns any of them into one line on stderr and exit code 2; the node turns them into a
+fail-closed verdict.
+"""
+
+
+class DaainError(Exception):
+    """Base class of every error the core raises on bad input."""
+
+
+class CheckpointError(DaainError):
+    """A segmentation checkpoint is missing, corrupt or not an ESPNet state dict."""
+
+
+class DetectorFileError(DaainError):
+    """A detector artifact is missing, corrupt, of an unknown version or fitted for other weights."""
+
+
+class ImageError(DaainError):
+    """An image cannot be decoded or has the wrong encoding, shape or size."""
+
+
+class DataSourceError(DaainError):
+    """A data source (folder, video, bag, Cityscapes tree) cannot be read as asked."""
+
+
+class NotFittedError(DaainError):
+    """A detector or baseline was asked to score before it was fitted."""

@@ -5,18 +5,18 @@ Every error the core raises on bad input becomes one line on stderr and exit cod
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
+from daain_ros import commands
 from daain_ros.errors import DaainError
-
-COMMANDS = ("segment",)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="daain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"daain_ros.commands.{name}").register(sub)
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        importlib.import_module(f"{commands.__name__}.{module}").register(sub)
     return parser
 
 

@@ -122,6 +122,8 @@ def _stills(name, paths, frames):
 
 
 def image_folder(path, frames=None):
+    if not Path(path).is_dir():
+        raise DataSourceError(f"{path}: no such folder")
     paths = sorted((p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
     if not paths:
         raise DataSourceError(f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)})")
@@ -144,6 +146,8 @@ def cityscapes(root, split="val", frames=None):
 def video(path, frames=None):
     """Frames of a video file, decoded one at a time; stamps from the container's frame rate."""
     path = str(path)
+    if not Path(path).is_file():
+        raise DataSourceError(f"{path}: no such video file")
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise DataSourceError(f"{path}: cannot be opened as a video")

@@ -47,7 +47,8 @@ def _add_options(parser):
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help="image topic (default %(default)s)")
     parser.add_argument("--rate", type=float, default=None,
                         help="frame rate in Hz of the stamps (default: the video's, 10 for images)")
-    parser.add_argument("--frames", default=None, help="source frames A:B to write (half-open, A or B optional)")
+    parser.add_argument("--frames", default=None,
+                        help="source frames A:B to write (half-open, A or B optional)")
     parser.add_argument("--inject", action="append", default=[], metavar="KIND:START-END",
                         help="perturb source frames START (inclusive) to END (exclusive) with anomaly KIND; "
                              "repeatable, segments must not overlap")
@@ -126,8 +127,8 @@ def run(args):
     labels = BagLabels(
         topic=args.topic, compressed_topic=compressed_topic, rate_hz=rate, epoch_ns=EPOCH_NS,
         first_frame=written[0], frame_count=len(written), source=str(args.source),
-        perturbation=dict(severity=args.severity, eps=args.eps, seed=args.seed, size=[args.width, args.height],
-                          model=args.model) if segments else None,
+        perturbation=dict(severity=args.severity, eps=args.eps, seed=args.seed,
+                          size=[args.width, args.height], model=args.model) if segments else None,
         segments=tuple(Segment(s.kind, s.start, s.end, EPOCH_NS + stamp_at(s.start, rate),
                                EPOCH_NS + stamp_at(s.end, rate)) for s in segments))
     write_labels(args.out, labels)

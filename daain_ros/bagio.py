@@ -155,7 +155,8 @@ def read_messages(path, topic, msgtypes=None, frames=None):
             raise DataSourceError(f"{path}: no topic {topic}; the bag has {_describe(topics)}")
         msgtype = topics[topic][0]
         if msgtypes is not None and msgtype not in msgtypes:
-            raise DataSourceError(f"{path}: topic {topic} carries {msgtype}; expected {' or '.join(msgtypes)}")
+            raise DataSourceError(f"{path}: topic {topic} carries {msgtype}; "
+                                  f"expected {' or '.join(msgtypes)}")
         connections = [c for c in reader.connections if c.topic == topic]
         yield from _deserialized(path, reader.messages(connections=connections), frames or slice(None))
     finally:

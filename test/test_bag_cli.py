@@ -46,8 +46,8 @@ def image_dir(tmp_path):
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_from_video_range_compressed(tmp_path, footage_dir, drive_frames, storage, capsys):
     out = tmp_path / "drive"
-    assert main(["bag", "from-video", str(footage_dir / VIDEO), str(out), "--frames", "150:154", "--compressed",
-                 "--storage", storage]) == 0
+    assert main(["bag", "from-video", str(footage_dir / VIDEO), str(out), "--frames", "150:154",
+                 "--compressed", "--storage", storage]) == 0
     assert '"frames": 4' in capsys.readouterr().out
     assert bag_topics(out) == {"/camera/image_raw": ("sensor_msgs/msg/Image", 4),
                                "/camera/image_raw/compressed": ("sensor_msgs/msg/CompressedImage", 4)}
@@ -90,18 +90,21 @@ def test_from_images_with_injected_segments(tmp_path, image_dir, invert_anomalie
 def test_labels_json_carries_seconds_and_kinds(tmp_path, image_dir, invert_anomalies):
     import json
     out = tmp_path / "bag"
-    assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "vflip:3-5", "--frames", "2:"]) == 0
+    assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "vflip:3-5",
+                 "--frames", "2:"]) == 0
     body = json.loads((out / "labels.json").read_text())
     assert body["kinds"] == ["vflip"] and body["first_frame"] == 2 and body["frame_count"] == 10
     (segment,) = body["segments"]
     assert segment["start_ns"] == EPOCH_NS + stamp_at(3, STILL_RATE)
-    assert segment["start_s"] == pytest.approx(1_700_000_000.3) and segment["end_s"] == pytest.approx(1_700_000_000.5)
+    assert segment["start_s"] == pytest.approx(1_700_000_000.3)
+    assert segment["end_s"] == pytest.approx(1_700_000_000.5)
     assert sorted(p.name for p in out.iterdir()) == ["bag.mcap", "labels.json", "metadata.yaml"]
 
 
 def test_same_command_same_bag(tmp_path, image_dir):
     for run in ("a", "b"):
-        assert main(["bag", "from-images", str(image_dir), str(tmp_path / run / "bag"), "--frames", ":3"]) == 0
+        out = tmp_path / run / "bag"
+        assert main(["bag", "from-images", str(image_dir), str(out), "--frames", ":3"]) == 0
     for name in ("bag.mcap", "metadata.yaml", "labels.json"):
         assert (tmp_path / "a" / "bag" / name).read_bytes() == (tmp_path / "b" / "bag" / name).read_bytes()
 

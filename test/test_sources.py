@@ -145,7 +145,8 @@ def test_bag_topic_argument_and_storage_file(tmp_path, small_frames):
 
 def test_bag_errors_list_topics(tmp_path, small_frames):
     path = _bag(tmp_path / "drive", small_frames[:2], extra_image_topic=True)
-    with pytest.raises(DataSourceError, match=r"say which image topic.*/cam \(sensor_msgs/msg/Image\), /labels"):
+    with pytest.raises(DataSourceError,
+                       match=r"say which image topic.*/cam \(sensor_msgs/msg/Image\), /labels"):
         open_source(str(path))
     with pytest.raises(DataSourceError, match=r"no image topic /front; topics present: /cam .*/score "
                                               r"\(std_msgs/msg/Float32\)"):

@@ -62,20 +62,20 @@ def _add_options(parser):
     parser.add_argument("--eps", type=_fraction, default=4 / 255, help="attack L-inf budget (default 4/255)")
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0], help="network width for attacks")
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1], help="network height for attacks")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the anomalies (segment i uses seed + i)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the anomalies: a segment starting at frame S uses SEED + S")
     parser.add_argument("--device", default="auto")
 
 
 def _perturber(args, segments):
-    """``perturb(segment_number, kind, images) -> images``, loading ESPNet only for attack kinds."""
+    """``perturb(segment, images) -> images``; checks the kinds and loads ESPNet only for attacks."""
     if not segments:
         return None
     from daain_ros import anomalies
-    from daain_ros.attacks import ATTACKS
     from daain_ros.preprocess import check_network_size
 
     size = check_network_size(args.width, args.height)
-    attacks = sorted({s.kind for s in segments} & set(ATTACKS))
+    attacks = sorted({s.kind for s in segments if anomalies.is_attack(s.kind)})
     model = None
     if attacks:
         if args.model is None:
@@ -84,9 +84,9 @@ def _perturber(args, segments):
         from daain_ros.espnet import load_espnet
         model = load_espnet(args.model, resolve_device(args.device))
 
-    def perturb(number, kind, images):
-        return anomalies.perturb(kind, images, severity=args.severity, eps=args.eps, model=model, size=size,
-                                 seed=args.seed + number)
+    def perturb(segment, images):
+        return anomalies.perturb(segment.kind, images, severity=args.severity, eps=args.eps, model=model,
+                                 size=size, seed=args.seed + segment.start)
 
     return perturb
 
@@ -117,7 +117,7 @@ def run(args):
                 pairs = ((frame, frame.image) for frame in group)
             else:
                 frames = list(group)
-                pairs = zip(frames, perturb(number, segments[number].kind, [f.image for f in frames]))
+                pairs = zip(frames, perturb(segments[number], [f.image for f in frames]))
             for frame, image in pairs:
                 stamp = EPOCH_NS + stamp_at(frame.index, rate)
                 bag.add_image(args.topic, stamp, image, encoding=args.encoding, frame_id=args.frame_id)

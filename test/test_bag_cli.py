@@ -1,12 +1,8 @@
 """``daain bag from-video`` / ``from-images``: bags, stamps, injected segments, labels.json and errors."""
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
-import daain_ros
 from daain_ros.bag_labels import (BagLabels, Segment, check_segments, parse_segment, read_labels,
                                   write_labels)
 from daain_ros.bag_make import EPOCH_NS
@@ -21,17 +17,16 @@ VIDEO = "solidWhiteRight.mp4"
 
 @pytest.fixture
 def invert_anomalies(monkeypatch):
-    """A stand-in for daain_ros.anomalies whose every kind inverts the frames and records its calls."""
+    """daain_ros.anomalies with a ``perturb`` that inverts the frames and records its calls."""
+    from daain_ros import anomalies
     calls = []
 
     def perturb(kind, images, severity=3, eps=4 / 255, model=None, size=None, seed=0):
         calls.append(dict(kind=kind, count=len(images), severity=severity, seed=seed, size=size))
         return [255 - image for image in images]
 
-    stub = types.SimpleNamespace(perturb=perturb, calls=calls)
-    monkeypatch.setitem(sys.modules, "daain_ros.anomalies", stub)
-    monkeypatch.setattr(daain_ros, "anomalies", stub, raising=False)
-    return stub
+    monkeypatch.setattr(anomalies, "perturb", perturb)
+    return calls
 
 
 @pytest.fixture
@@ -68,9 +63,9 @@ def test_from_images_with_injected_segments(tmp_path, image_dir, invert_anomalie
     assert main(["bag", "from-images", str(image_dir), str(out), "--topic", "/front/image", "--rate", "20",
                  "--inject", "fog:7-10", "--inject", "noise:2-4", "--severity", "2", "--seed", "5",
                  "--encoding", "bgr8", "--storage", "sqlite3"]) == 0
-    assert invert_anomalies.calls == [
-        dict(kind="noise", count=2, severity=2, seed=5, size=(512, 256)),
-        dict(kind="fog", count=3, severity=2, seed=6, size=(512, 256))]
+    assert invert_anomalies == [
+        dict(kind="noise", count=2, severity=2, seed=7, size=(512, 256)),
+        dict(kind="fog", count=3, severity=2, seed=12, size=(512, 256))]
     originals = [frame.image for frame in open_source(str(image_dir))]
     records = list(read_images(out, "/front/image"))
     assert len(records) == 12
@@ -174,14 +169,45 @@ def test_cli_refuses_to_overwrite_and_missing_sources(tmp_path, image_dir, capsy
 
 
 def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, monkeypatch, capsys):
+    from daain_ros import anomalies
     from daain_ros.errors import ImageError
 
     def perturb(kind, images, **_):
         raise ImageError(f"cannot apply {kind}")
 
-    stub = types.SimpleNamespace(perturb=perturb)
-    monkeypatch.setitem(sys.modules, "daain_ros.anomalies", stub)
-    monkeypatch.setattr(daain_ros, "anomalies", stub, raising=False)
+    monkeypatch.setattr(anomalies, "perturb", perturb)
     assert main(["bag", "from-images", str(image_dir), str(tmp_path / "bag"), "--inject", "fog:4-6"]) == 2
     assert "cannot apply fog" in capsys.readouterr().err
+    assert not (tmp_path / "bag").exists()
+
+
+def test_real_corruptions_seeded_by_source_frame(tmp_path, image_dir):
+    from daain_ros.corruptions import corrupt
+    out = tmp_path / "bag"
+    assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "noise:3-5", "--inject", "vflip:8-9",
+                 "--seed", "100", "--severity", "4"]) == 0
+    originals = [frame.image for frame in open_source(str(image_dir))]
+    records = list(read_images(out, "/camera/image_raw"))
+    for index in (3, 4):
+        np.testing.assert_array_equal(records[index].image, corrupt("noise", originals[index], 4, 100 + index))
+    np.testing.assert_array_equal(records[8].image, originals[8][::-1])
+    for index in (2, 5, 7, 9):
+        np.testing.assert_array_equal(records[index].image, originals[index])
+
+
+@pytest.mark.slow
+def test_attack_segment_with_the_real_model(tmp_path, image_dir, espnet_dir):
+    out = tmp_path / "bag"
+    assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "fgsm:1-3", "--width", "64",
+                 "--height", "32", "--model", str(espnet_dir / "espnet_p_2_q_8.pth"), "--device", "cpu"]) == 0
+    originals = [frame.image for frame in open_source(str(image_dir))]
+    records = list(read_images(out, "/camera/image_raw"))
+    changes = [np.abs(r.image.astype(int) - o).max() for r, o in zip(records, originals)]
+    assert changes[0] == 0 and changes[3] == 0 and 0 < changes[1] <= 4 and 0 < changes[2] <= 4
+    assert read_labels(out).perturbation["model"].endswith("espnet_p_2_q_8.pth")
+
+
+def test_unknown_kind_is_refused_before_writing(tmp_path, image_dir, capsys):
+    assert main(["bag", "from-images", str(image_dir), str(tmp_path / "bag"), "--inject", "rain:1-3"]) == 2
+    assert "anomaly kind 'rain': expected one of" in capsys.readouterr().err
     assert not (tmp_path / "bag").exists()

@@ -98,7 +98,6 @@ class FrameSource:
             raise DataSourceError(f"{self.name}: frames {_show(self.frames)} select no frames")
 
 
-
 def _selected(count, frames):
     return len(range(count)[frames or slice(None)])
 

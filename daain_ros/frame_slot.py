@@ -1,0 +1,46 @@
+"""A one-frame mailbox between the subscription and the inference worker: memory stays bounded."""
+
+import threading
+
+
+class FrameSlot:
+    """Holds only the newest waiting frame; a newer one replaces it and counts as dropped.
+
+    The subscription callback only ever calls :meth:`put`, so it never waits for inference, and at
+    most one frame waits whatever the input rate.
+    """
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._item = None
+        self._closed = False
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, item):
+        """Makes ``item`` the waiting frame; returns True when it replaced one (a drop)."""
+        with self._changed:
+            if self._closed:
+                return False
+            replaced = self._item is not None
+            self.dropped += replaced
+            self.received += 1
+            self._item = item
+            self._changed.notify()
+        return replaced
+
+    def take(self, timeout=None):
+        """Waits up to ``timeout`` s for a frame and removes it; None on timeout or after :meth:`close`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._item is not None or self._closed, timeout)
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+            return item
+
+    def close(self):
+        """Wakes the worker for good; later frames are ignored."""
+        with self._changed:
+            self._closed = True
+            self._item = None
+            self._changed.notify_all()

@@ -1,0 +1,59 @@
+"""The fail-closed verdict rules and the throttled cause log (ROS-free)."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from daain_ros import health
+
+
+@pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
+def test_non_finite_score_is_anomalous_even_when_the_debounce_holds_the_flag(score):
+    verdict = health.frame_verdict(score, 1.0, frame_anomalous=True, flag=False)
+    assert (verdict.anomalous, verdict.level, verdict.cause) == (True, health.ERROR, "score")
+
+
+@pytest.mark.parametrize("score,frame_anomalous,flag,expected", [
+    (0.5, False, False, (False, health.OK)),
+    (0.95, False, False, (False, health.WARN)),      # above the warn level, below the threshold
+    (1.5, True, False, (False, health.WARN)),        # anomalous frame held back by k-of-n
+    (1.5, True, True, (True, health.ERROR)),
+    (0.5, False, True, (True, health.ERROR)),        # clean frame, flag still raised by the window
+])
+def test_a_raised_flag_is_always_error_and_a_lowered_one_never(score, frame_anomalous, flag, expected):
+    verdict = health.frame_verdict(score, 1.0, frame_anomalous, flag, warn_above=0.9, window="1 of the last 1")
+    assert (verdict.anomalous, verdict.level) == expected
+    assert (verdict.score, verdict.threshold) == (score, 1.0)
+
+
+def test_failures_and_staleness_raise_the_flag():
+    for verdict in (health.failure("input", "bad"), health.stale(0.7, "/cam"), health.waiting("/cam")):
+        assert verdict.anomalous and verdict.level in (health.ERROR, health.STALE)
+    assert health.stale(0.7, "/cam").message == "no input on /cam for 0.70 s"
+
+
+def test_key_values_carry_the_documented_keys():
+    values = dict(health.key_values(health.frame_verdict(0.25, 1.0, False, False), "12.000000005", 41.26, 7, 3))
+    assert values == {"anomaly": "false", "score": "0.25", "threshold": "1", "frame stamp": "12.000000005",
+                      "latency ms": "41.3", "frames processed": "7", "frames dropped": "3"}
+    assert health.format_stamp(12, 5) == "12.000000005"
+    assert dict(health.key_values(health.failure("input", "x"), None, None, 0, 0))["score"] == "nan"
+
+
+def test_each_cause_is_logged_at_once_then_throttled_with_a_count():
+    now = [0.0]
+    throttle = health.CauseThrottle(period=10.0, clock=lambda: now[0])
+    lines = []
+    for t, cause in [(0, "input"), (1, "input"), (2, "stale"), (3, "input"), (11, "input"), (11.5, "stale")]:
+        now[0] = t
+        lines.append(throttle.filter(cause, f"{cause} at {t}"))
+    assert lines == ["input at 0", None, "stale at 2", None, "input at 11 (2 more since the last report)", None]
+
+
+def test_ros_free_node_parts_import_without_rclpy():
+    code = ("import sys; sys.modules['rclpy'] = None; "
+            "import daain_ros.debounce, daain_ros.frame_slot, daain_ros.health, daain_ros.image_codec")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

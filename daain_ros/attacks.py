@@ -215,21 +215,27 @@ def apply_uap(images_bgr, perturbation):
     return out
 
 
-def attack_effect(model, clean_images, attacked_images, size=DEFAULT_SIZE):
-    """How much an attack changed the segmentation: pixel agreement and mIoU against the clean prediction.
+def compare_labels(clean_labels, labels):
+    """Pixel agreement and mIoU of label maps against clean ones taken as ground truth.
 
-    The mIoU treats the clean labels as ground truth and averages over the classes present in either
-    prediction, with one confusion matrix over all images.
+    One confusion matrix over all images; the mean IoU is over the classes present in either.
     """
-    if len(clean_images) != len(attacked_images) or not clean_images:
-        raise DaainError(f"{len(clean_images)} clean and {len(attacked_images)} attacked images: "
-                         "expected the same positive number")
-    clean = predict_labels(model, clean_images, size).astype(np.int64).ravel()
-    attacked = predict_labels(model, attacked_images, size).astype(np.int64).ravel()
-    classes = int(max(clean.max(), attacked.max())) + 1
-    confusion = np.bincount(clean * classes + attacked, minlength=classes * classes).reshape(classes, classes)
+    clean = np.asarray(clean_labels, np.int64).ravel()
+    other = np.asarray(labels, np.int64).ravel()
+    if clean.shape != other.shape or clean.size == 0:
+        raise DaainError(f"{clean.size} clean and {other.size} other labels: expected the same positive number")
+    classes = int(max(clean.max(), other.max())) + 1
+    confusion = np.bincount(clean * classes + other, minlength=classes * classes).reshape(classes, classes)
     intersection = np.diag(confusion)
     union = confusion.sum(0) + confusion.sum(1) - intersection
     present = union > 0
-    return {"pixel_agreement": float((clean == attacked).mean()),
+    return {"pixel_agreement": float((clean == other).mean()),
             "miou": float((intersection[present] / union[present]).mean())}
+
+
+def attack_effect(model, clean_images, attacked_images, size=DEFAULT_SIZE):
+    """How much an attack changed the segmentation: ``compare_labels`` of the predictions at ``size``."""
+    if len(clean_images) != len(attacked_images) or not clean_images:
+        raise DaainError(f"{len(clean_images)} clean and {len(attacked_images)} attacked images: "
+                         "expected the same positive number")
+    return compare_labels(predict_labels(model, clean_images, size), predict_labels(model, attacked_images, size))

@@ -144,6 +144,11 @@ def test_bad_inputs_are_refused(p2q8, frame):
         attack(p2q8, [frame], "pgd", steps=0)
     with pytest.raises(ImageError, match="no images given"):
         fit_uap(p2q8, [])
+    small = cv2.resize(frame, (64, 32))
+    with torch.inference_mode(), pytest.raises(DaainError, match="outside torch.inference_mode"):
+        attack(p2q8, [small], "fgsm", size=(64, 32))
+    with torch.no_grad():  # gradients are switched back on inside
+        assert np.abs(attack(p2q8, [small], "fgsm", size=(64, 32))[0].astype(int) - small).max() == 4
     assert len(ATTACKS) == 6
 
 

@@ -9,7 +9,6 @@ so ``baseline_scores`` computes all of them from one segmentation forward; MC dr
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 from torch import nn
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAAIN_SHARED", REPO.parent / "shared"))
@@ -13,6 +14,8 @@ FOOTAGE_DIR = SHARED / "data" / "footage"
 
 os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "daain_ros_test_logs"))
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+# The test process shares two cores with node subprocesses: one intra-op thread avoids oversubscription.
+torch.set_num_threads(1)
 
 
 def _require(path):
@@ -49,3 +52,17 @@ def drive_frames(footage_dir):
         frames.append(frame)
     capture.release()
     return frames
+
+
+SMALL_FIT = dict(target_dims=500, augment_copies=1, batch_size=8, key_seed=1234)
+
+
+@pytest.fixture(scope="session")
+def fitted_detector(tmp_path_factory, p2q8, drive_frames):
+    """A small detector for the official p2q8 at 512x256, fitted on 30 frames of the drive (seconds)."""
+    from daain_ros.artifact import save_detector
+    from daain_ros.detector import FitConfig, fit_detector
+    from daain_ros.flow import FlowConfig
+    config = FitConfig(**SMALL_FIT, flow=FlowConfig(epochs=15))
+    detector = fit_detector(p2q8, drive_frames[0:150:5], config, progress=False)
+    return save_detector(detector, tmp_path_factory.mktemp("detector"), p2q8)

@@ -1,0 +1,32 @@
+"""Fitted per-dimension standardisation of the sampled activations, before the flow.
+
+Dimensions that never vary on the fit frames (a PReLU that is always zero at a sampled position) get a
+scale floor instead of a division by zero. A full shrinkage whitening (Ledoit-Wolf) was measured too: it
+fits the 480 training samples so closely that clean validation frames score four times the training
+NLL, so the plain per-dimension scaling of the reference stays.
+"""
+
+import torch
+from torch import nn
+
+SCALE_FLOOR = 1e-2  # relative to the median scale
+
+
+class Standardizer(nn.Module):
+    """x -> (x - mean) / scale, fitted on clean training activations."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dims))
+        self.register_buffer("scale", torch.ones(dims))
+
+    @torch.no_grad()
+    def fit(self, x):
+        """Fits on N x D training activations; returns self."""
+        scale = x.std(0)
+        self.mean.copy_(x.mean(0))
+        self.scale.copy_(scale.clamp_min(SCALE_FLOOR * scale.median().clamp_min(1e-12)))
+        return self
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale

@@ -1,0 +1,173 @@
+"""A test-side ROS 2 client for ``detector_node``: starts the node process, sends frames, records outputs.
+
+Shared by the node tests; it uses real rclpy and DDS (no mocks) in its own rclpy context, and waits
+only in bounded ``spin_once`` loops.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+# The same large-frame profile the node applies, so 1.5 MB frames cross the process boundary intact.
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds.xml"))
+
+import rclpy  # noqa: E402 (after the Fast DDS profile is chosen)
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.srv import SetParametersAtomically  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Bool, Float32  # noqa: E402
+
+from daain_ros.image_codec import encode_image  # noqa: E402
+
+TOPIC = "/test_camera/image_raw"
+NODE = "/detector_node"
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+
+
+def node_command(*ros_args, **params):
+    """``detector_node --ros-args`` with ``-p name:=value`` per parameter and the image topic remapped."""
+    executable = Path(sys.executable).with_name("detector_node")
+    args = [str(executable), "--ros-args", "-r", f"image:={TOPIC}", *ros_args]
+    for name, value in params.items():
+        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return args
+
+
+def start_node(log_path, **params):
+    log = open(log_path, "w")
+    return subprocess.Popen(node_command(**params), stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_node(process, timeout=15.0):
+    """SIGINT, as Ctrl-C or ros2 launch would; the exit code (killed after ``timeout`` s)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def rss_mb(pid):
+    """Resident memory of a process in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def stamp_text(stamp):
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def parse_status(status):
+    return {"level": LEVELS[status.level[0]], "message": status.message,
+            **{kv.key: kv.value for kv in status.values}}
+
+
+class Client:
+    """Publishes frames on TOPIC and records everything the node publishes, keyed by frame stamp."""
+
+    def __init__(self, name="daain_test_client"):
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.image_pub = self.node.create_publisher(Image, TOPIC, RELIABLE)
+        self.segmentation, self.color, self.verdicts = {}, {}, {}
+        self.anomaly, self.scores, self.statuses = [], [], []
+        self._frames = 0
+        sub = self.node.create_subscription
+        sub(Image, "/daain/segmentation", lambda m: self.segmentation.__setitem__(stamp_text(m.header.stamp), m),
+            RELIABLE)
+        sub(Image, "/daain/segmentation/color", lambda m: self.color.__setitem__(stamp_text(m.header.stamp), m),
+            RELIABLE)
+        sub(Bool, "/daain/anomaly", lambda m: self.anomaly.append(m.data), LATCHED)
+        sub(Float32, "/daain/score", lambda m: self.scores.append(m.data), RELIABLE)
+        sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.startswith(NODE + ":"):
+                verdict = parse_status(status)
+                self.statuses.append(verdict)
+                self.verdicts.setdefault(verdict["frame stamp"], []).append(verdict)
+
+    def spin_until(self, predicate, timeout):
+        """Spins until ``predicate()`` holds or ``timeout`` s pass; returns its last value."""
+        deadline = time.monotonic() + timeout
+        while not (done := predicate()) and (left := deadline - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=min(0.02, left))
+        return done
+
+    def wait_for_node(self, process, timeout=90.0):
+        """Until the node subscribes to the frames and its latched flag has arrived."""
+        ready = self.spin_until(lambda: process.poll() is not None or (
+            self.image_pub.get_subscription_count() > 0 and self.anomaly), timeout)
+        assert ready and process.poll() is None, f"detector_node did not come up (exit code {process.poll()})"
+
+    def next_header(self, msg):
+        self._frames += 1
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + self._frames, 7 * self._frames
+        msg.header.frame_id = "test_camera"
+        return stamp_text(msg.header.stamp)
+
+    def send(self, msg):
+        """Stamps and publishes ``msg``; returns its stamp text."""
+        stamp = self.next_header(msg)
+        self.image_pub.publish(msg)
+        return stamp
+
+    def send_frame(self, image_bgr, encoding="bgr8"):
+        return self.send(frame_msg(image_bgr, encoding))
+
+    def verdict(self, stamp, timeout=30.0):
+        """The diagnostic the node published for the frame stamped ``stamp``."""
+        assert self.spin_until(lambda: stamp in self.verdicts, timeout), f"no verdict for frame {stamp}"
+        return self.verdicts[stamp][0]
+
+    def anomaly_after(self, count, value, timeout=5.0):
+        """Whether a flag equal to ``value`` arrives among the flags after the first ``count``."""
+        return self.spin_until(lambda: value in self.anomaly[count:], timeout)
+
+    def set_parameters(self, timeout=10.0, **values):
+        client = self.node.create_client(SetParametersAtomically, f"{NODE}/set_parameters_atomically")
+        assert self.spin_until(client.service_is_ready, timeout), "parameter service not ready"
+        request = SetParametersAtomically.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+        future = client.call_async(request)
+        assert self.spin_until(future.done, timeout), "no answer from the parameter service"
+        self.node.destroy_client(client)
+        return future.result().result
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def frame_msg(image, encoding="bgr8"):
+    """A sensor_msgs/Image of a BGR frame, converted to ``encoding`` (rgb8, bgr8, mono8, rgba8, bgra8)."""
+    conversions = {"rgba8": cv2.COLOR_BGR2RGBA, "bgra8": cv2.COLOR_BGR2BGRA}
+    if encoding in conversions:
+        pixels = cv2.cvtColor(image, conversions[encoding])
+        return Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, step=pixels.shape[1] * 4,
+                     data=pixels.tobytes())
+    if encoding == "mono8":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return Image(**encode_image(image, encoding))

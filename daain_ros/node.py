@@ -75,7 +75,7 @@ def check_choice(name, value, choices):
 def fitted_size(width, height, fitted, detector_path):
     """0 takes the detector's fitted size; any other value must equal it."""
     for name, value, own in (("width", width, fitted[0]), ("height", height, fitted[1])):
-        if value < 0 or value not in (0, own):
+        if value not in (0, own):
             raise DaainError(f"{detector_path}: detector fitted at {fitted[0]}x{fitted[1]}, but parameter "
                              f"{name}={value} (expected 0 or {own})")
     return tuple(fitted)
@@ -83,7 +83,7 @@ def fitted_size(width, height, fitted, detector_path):
 
 def warn_level(pipeline):
     """The clean-score quantile above which a normal frame is WARN, from the detector's calibration."""
-    quantiles = getattr(pipeline.detector, "metadata", {}).get("calibration", {}).get("score_quantiles", {})
+    quantiles = pipeline.detector.metadata.get("calibration", {}).get("score_quantiles", {})
     return quantiles.get(WARN_QUANTILE)
 
 

@@ -24,7 +24,7 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
 from daain_ros.image_codec import encode_image  # noqa: E402
@@ -39,7 +39,8 @@ LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 def node_command(*ros_args, **params):
     """``detector_node --ros-args`` with ``-p name:=value`` per parameter and the image topic remapped."""
     executable = Path(sys.executable).with_name("detector_node")
-    args = [str(executable), "--ros-args", "-r", f"image:={TOPIC}", *ros_args]
+    args = [str(executable), "--ros-args", "-r", f"image:={TOPIC}", "-r", f"image/compressed:={TOPIC}/compressed",
+            *ros_args]
     for name, value in params.items():
         args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
     return args
@@ -89,6 +90,7 @@ class Client:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.image_pub = self.node.create_publisher(Image, TOPIC, RELIABLE)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, TOPIC + "/compressed", RELIABLE)
         self.segmentation, self.color, self.verdicts = {}, {}, {}
         self.anomaly, self.scores, self.statuses = [], [], []
         self._frames = 0
@@ -117,8 +119,9 @@ class Client:
 
     def wait_for_node(self, process, timeout=90.0):
         """Until the node subscribes to the frames and its latched flag has arrived."""
+        publishers = (self.image_pub, self.compressed_pub)
         ready = self.spin_until(lambda: process.poll() is not None or (
-            self.image_pub.get_subscription_count() > 0 and self.anomaly), timeout)
+            any(pub.get_subscription_count() for pub in publishers) and self.anomaly), timeout)
         assert ready and process.poll() is None, f"detector_node did not come up (exit code {process.poll()})"
 
     def next_header(self, msg):
@@ -130,7 +133,7 @@ class Client:
     def send(self, msg):
         """Stamps and publishes ``msg``; returns its stamp text."""
         stamp = self.next_header(msg)
-        self.image_pub.publish(msg)
+        (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
         return stamp
 
     def send_frame(self, image_bgr, encoding="bgr8"):

@@ -24,8 +24,17 @@ test: setup
 demo: setup
 	$(VENV)/bin/daain demo $(if $(MODEL),--model $(MODEL)) $(if $(DETECTOR),--detector $(DETECTOR)) $(if $(DATA),--data $(DATA)) --out out/demo
 
-evaluate: setup
-	$(VENV)/bin/daain evaluate --detector out/detector --model $(SHARED)/data/espnet/espnet_p_2_q_8.pth --data $(SHARED)/data/footage/solidWhiteRight.mp4 --frames 150:221 --out out/evaluate
+ESPNET := $(SHARED)/data/espnet/espnet_p_2_q_8.pth
+DRIVE := $(SHARED)/data/footage/solidWhiteRight.mp4
+
+out/detector/detector.json: | setup
+	$(VENV)/bin/daain fit --model $(ESPNET) --data $(DRIVE) --frames 0:150 --out out/detector
+
+# The evaluation protocol of the README: fit on frames 0-149, evaluate on 150-220 and the udacity_p1 stills.
+evaluate: setup out/detector/detector.json
+	$(VENV)/bin/daain evaluate --detector out/detector --model $(ESPNET) --data $(DRIVE) --frames 150:221 \
+		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 \
+		--domain $(SHARED)/data/footage/udacity_720p --domain $(SHARED)/data/footage/other --out out/evaluate
 
 bench: setup
 	$(VENV)/bin/daain bench --model $(SHARED)/data/espnet/espnet_p_2_q_8.pth --out out/bench.json

@@ -99,7 +99,13 @@ def calibrate(scores, target_fpr):
 
 
 def fit_detector(model, frames_bgr, config=FitConfig(), progress=True):
-    """Fits a detector for ``model`` on clean frames: key, activations, scaling, flow, head, threshold."""
+    """Fits a detector for ``model`` on clean frames: key, activations, scaling, flow, head, threshold.
+
+    Jittered copies widen what the flow trains and early-stops on; the threshold is calibrated on the
+    validation frames as the camera gave them. Measured on the detector protocol, a few jittered copies
+    score up to 10**4 (clean frames: median 0.5), so a threshold over them flagged 12 % of sigma-0.03 noisy
+    frames against about 40 % from the plain validation frames, at 0-2 % of held-out clean frames either way.
+    """
     size = check_network_size(*config.size)
     device = next(model.net.parameters()).device
     train_frames, valid_frames = _split(list(frames_bgr), config.valid_fraction)
@@ -120,7 +126,7 @@ def fit_detector(model, frames_bgr, config=FitConfig(), progress=True):
                        progress)
     with torch.no_grad():
         detector.head.fit(negative_log_likelihood(detector.flow, detector.standardizer(train))[1])
-        valid_scores = detector(valid).cpu().numpy()
+        valid_scores = detector(valid[::config.augment_copies + 1]).cpu().numpy()
     threshold, calibration = calibrate(valid_scores, config.target_fpr)
     detector.threshold.fill_(threshold)
     detector.metadata.update({

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from daain_ros.adaptive import ADAPTIVE_KIND, adaptive_attack
 from daain_ros.anomalies import is_attack, perturb
 from daain_ros.attacks import ATTACKS, apply_uap, compare_labels, fit_uap
 from daain_ros.baselines import MaxLogit, MaxSoftmax, MCDropout, Mahalanobis, encoder_of, mean_entropy
@@ -136,6 +137,29 @@ def evaluate(pipeline, clean_images, fit_images=None, config=EvaluationConfig(),
             rows.append(row)
     return {"rows": rows, "clean_flag_rate": flag_rate(clean_scores["daain"], pipeline.threshold),
             "clean_frames": len(clean)}, raw
+
+
+def adaptive_rows(pipeline, surrogate, clean_images, config=EvaluationConfig(), progress=True):
+    """The real detector against PGD that keeps the surrogate (``surrogate``) or itself (white-box) quiet.
+
+    Run on every ``extra_eps_stride``-th held-out frame at the first ``config.eps``: each step costs two
+    forwards. Rows carry ``attacker`` = ``surrogate`` or ``white-box``.
+    """
+    clean = at_network_size(clean_images, pipeline.size)[::config.extra_eps_stride]
+    eps = config.eps[0]
+    scorer = Scorer(pipeline, mc_passes=0)
+    clean_scores, clean_labels = scorer.score(clean, config.batch_size)
+    rows = []
+    attackers = (("surrogate", surrogate), ("white-box", pipeline.detector))
+    for attacker, detector in tqdm(attackers, desc="adaptive", unit="attacker", disable=not progress):
+        images = adaptive_attack(pipeline.model, detector, clean, eps, pipeline.size, config.seed,
+                                 config.attack_steps)
+        scores, labels = scorer.score(images, config.batch_size)
+        rows.append({"kind": ADAPTIVE_KIND, "eps": eps, "method": "daain", "attacker": attacker,
+                     "frames": len(images), **detection_metrics(clean_scores["daain"], scores["daain"]),
+                     "flag_rate": flag_rate(scores["daain"], pipeline.threshold),
+                     **compare_labels(clean_labels, labels)})
+    return rows
 
 
 def domain_shift(pipeline, sources, batch_size=8):

@@ -55,6 +55,10 @@ class Pipeline:
             logits, activations = self.monitor(preprocess(images_bgr, self.size, self.device))
             return logits.argmax(1).byte(), self.detector(activations)
 
+    def close(self):
+        """Detaches the detector's hooks; the model then runs unobserved."""
+        self.monitor.remove()
+
     def process(self, images_bgr):
         """A ``FrameResult`` per image (one transfer to the host per batch)."""
         labels, scores = self.infer(images_bgr)

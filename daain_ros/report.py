@@ -97,6 +97,15 @@ def write_report(out, results, raw, threshold, domain=None, context=None):
              "Cells: AUROC / AUPR (anomalous positive) / FPR at 95 % TPR. Pixel agreement: the attacked "
              "prediction against the clean one (lower = a stronger attack).", "", _table(results["rows"]), "",
              "![ROC curves](roc.png)", "", "![DAAIN score histograms](histograms.png)", ""]
+    if results.get("adaptive"):
+        lines += ["## Adaptive attacker: is the key a secret worth keeping?", "",
+                  "PGD that also keeps a detector below its threshold. `surrogate`: the attacker fitted the same "
+                  "recipe with another key on the same frames; `white-box`: the attacker has the real key. "
+                  "Columns are the real detector's.", "",
+                  "| attacker | eps | frames | AUROC | flagged | pixel agreement |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['auroc']:.3f} | "
+                  f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in results["adaptive"]]
+        lines.append("")
     if domain:
         _domain_plot(raw["clean"]["daain"], domain, threshold, out / "domain.png")
         lines += ["## Other cameras and conditions", "", "| source | frames | flagged | median | p90 |",

@@ -9,6 +9,25 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def test_adaptive_attacker_rows(fitted_detector, p2q8, drive_frames):
+    from daain_ros.artifact import load_detector
+    from daain_ros.evaluation import EvaluationConfig, adaptive_rows
+    from daain_ros.pipeline import Pipeline
+    hooks = sum(len(m._forward_hooks) for m in p2q8.net.modules())
+    pipeline = Pipeline(p2q8, load_detector(fitted_detector, p2q8))
+    config = EvaluationConfig(attack_steps=2, extra_eps_stride=1)
+    try:
+        rows = adaptive_rows(pipeline, pipeline.detector, drive_frames[214:218], config, progress=False)
+        added = len(pipeline.detector.key.layer_gathers())
+        assert sum(len(m._forward_hooks) for m in p2q8.net.modules()) == hooks + added
+    finally:
+        pipeline.close()
+    assert sum(len(m._forward_hooks) for m in p2q8.net.modules()) == hooks
+    assert [r["attacker"] for r in rows] == ["surrogate", "white-box"]
+    for row in rows:
+        assert row["frames"] == 4 and 0 <= row["flag_rate"] <= 1 and row["pixel_agreement"] < 0.9
+
+
 def test_evaluate_writes_report_results_and_plots(fitted_detector, espnet_dir, footage_dir, tmp_path):
     video = footage_dir / "solidWhiteRight.mp4"
     out = tmp_path / "eval"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from daain_ros.evaluation import EvaluationConfig, domain_shift, evaluate
+from daain_ros.artifact import load_detector
+from daain_ros.evaluation import EvaluationConfig, adaptive_rows, domain_shift, evaluate
 from daain_ros.pipeline import Pipeline
 from daain_ros.report import write_report
 from daain_ros.sources import open_source, parse_frames
@@ -23,6 +24,8 @@ def register(sub):
     parser.add_argument("--fit-stride", type=int, default=5, help="use every Nth fit frame")
     parser.add_argument("--domain", action="append", default=[],
                         help="other cameras or conditions: a section of their score distribution")
+    parser.add_argument("--surrogate", default=None,
+                        help="a detector of the same recipe with another key: adds the adaptive-attacker rows")
     parser.add_argument("--kinds", default=",".join(EvaluationConfig().kinds),
                         help="comma-separated anomaly kinds (default: every kind)")
     parser.add_argument("--mc-passes", type=int, default=EvaluationConfig.mc_passes)
@@ -45,10 +48,13 @@ def run(args):
     config = EvaluationConfig(mc_passes=args.mc_passes, attack_steps=args.attack_steps, seed=args.seed,
                               kinds=tuple(k for k in args.kinds.split(",") if k))
     results, raw = evaluate(pipeline, clean, fit, config)
+    if args.surrogate:
+        surrogate = load_detector(args.surrogate, pipeline.model)
+        results["adaptive"] = adaptive_rows(pipeline, surrogate, clean, config)
     domain = domain_shift(pipeline, {Path(spec).name: _images(spec) for spec in args.domain})
     context = {"detector": args.detector, "model": pipeline.model.name, "held-out": args.data,
                "frames": args.frames, "also": ", ".join(args.also) or "none",
                "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"
                if fit else "none (UAP fitted on the held-out frames, no Mahalanobis)",
-               "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}
+               "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}
     print(write_report(args.out, results, raw, pipeline.threshold, domain, context))

@@ -1,0 +1,131 @@
+"""``daain bench``: its reference variant computes what DAAIN computes, its estimates match the measured space,
+and a quick run writes every field with per-process memory."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from daain_ros import cli
+from daain_ros.bench import fresh_detector, parse_sizes
+from daain_ros.bench_variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, reference_estimate_mb
+from daain_ros.errors import DaainError
+from daain_ros.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
+from daain_ros.pipeline import Pipeline
+
+SIZE = (64, 32)
+
+
+def _random_model(seed=0):
+    torch.manual_seed(seed)
+    return SegmentationModel(ESPNet(p=1, q=1).eval(), None, "0" * 64, 1, 1, True)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("model") / "espnet_random.safetensors"
+    save_espnet(ESPNet(p=1, q=1).eval(), path, 1, 1)
+    return path
+
+
+def test_reference_variant_scores_what_the_pipeline_scores():
+    """Upsample-concatenate-index (the reference) and the hooks' direct gather give the same activations,
+    hence the same scores, on a batch of two: the benchmark compares equal work."""
+    daain_model, reference_model = _random_model(), _random_model()
+    detector = fresh_detector(daain_model, SIZE, dims=300)
+    frames = procedural_frames(2, SIZE, seed=5)
+    pipeline = Pipeline(daain_model, detector)
+    reference = ReferenceStep(reference_model, detector)
+    try:
+        labels, scores = DaainStep(pipeline)(frames)
+        ref_labels, ref_scores = reference(frames)
+    finally:
+        reference.remove()
+    assert torch.equal(labels, ref_labels)
+    assert torch.equal(labels, EspnetStep(_random_model(), SIZE)(frames))
+    assert torch.isfinite(scores).all() and scores.shape == (2,)
+    torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-5)
+
+
+def test_fresh_detector_is_seeded_and_has_the_asked_dims():
+    model = _random_model()
+    first, second = fresh_detector(model, SIZE, dims=300), fresh_detector(model, SIZE, dims=300)
+    assert first.key.dims == 300
+    np.testing.assert_array_equal(first.key.indices, second.key.indices)
+
+
+def test_reference_estimate_matches_the_measured_space():
+    """FINDINGS: 5,526 channels at 512x256 make a 2.70 GiB activation space (8.7 GB peak measured)."""
+    space_mb, peak_mb = reference_estimate_mb(5526, (512, 256), 1)
+    assert space_mb / 1024 == pytest.approx(2.70, abs=0.01)
+    assert peak_mb / 1000 == pytest.approx(8.7, rel=0.05)
+    assert reference_estimate_mb(5526, (1024, 512), 1)[0] == pytest.approx(4 * space_mb)
+    assert reference_estimate_mb(5526, (512, 256), 8)[0] == pytest.approx(8 * space_mb)
+
+
+def test_parse_sizes():
+    assert parse_sizes("512x256,1024x512") == ((512, 256), (1024, 512))
+    for bad in ("512", "512x255", "axb"):
+        with pytest.raises(DaainError):
+            parse_sizes(bad)
+
+
+@pytest.mark.parametrize("args", [["--sizes", "100x50"], ["--skip", "bogus"], ["--frames", "0"]])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, model_file):
+    assert cli.main(["bench", "--model", str(model_file), "--out", str(tmp_path / "b.json"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("daain bench: error:") and "\n" not in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def _leaves(tree):
+    for size, batches in tree.items():
+        if size == "overhead":
+            continue
+        for batch, devices in batches.items():
+            for device, leaf in devices.items():
+                yield f"{size}/{batch}/{device}", leaf
+
+
+def _vm_hwm_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_every_field(tmp_path, model_file):
+    """A quick run at a tiny size: every section and field is there, and each variant's peak memory is its
+    own process's, not this (deliberately inflated) parent's."""
+    ballast = np.ones(800 << 17)  # 800 MB touched: a worker reporting ru_maxrss would inherit it
+    out = tmp_path / "bench.json"
+    code = cli.main(["bench", "--quick", "--sizes", "64x32", "--dims", "200", "--frames", "2",
+                     "--model", str(model_file), "--out", str(out)])
+    parent_mb = _vm_hwm_mb()
+    del ballast
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert {"machine", "espnet", "daain", "reference", "node", "fit", "overhead"} <= set(result)
+    assert result["machine"]["threads"] >= 1 and result["machine"]["torch"] == torch.__version__
+    for variant in ("espnet", "daain"):
+        leaves = dict(_leaves(result[variant]))
+        assert set(leaves) == {"64x32/batch1/cpu", "64x32/batch8/cpu"}
+        for where, leaf in leaves.items():
+            assert leaf["median_ms"] > 0 and leaf["p90_ms"] >= leaf["median_ms"], where
+            assert 0 < leaf["peak_mb"] < parent_mb - 400, where
+    for where, leaf in _leaves(result["daain"]):
+        assert leaf["overhead"] == pytest.approx(leaf["median_ms"] / result["espnet"]["64x32"][where.split("/")[1]]
+                                                 ["cpu"]["median_ms"])
+        assert result["overhead"]["64x32"][where.split("/")[1]]["cpu"] == leaf["overhead"]
+    assert result["overhead"]["headline"]["ratio"] == result["overhead"]["64x32"]["batch1"]["cpu"]
+    for where, leaf in _leaves(result["reference"]):
+        assert {"median_ms", "p90_ms", "peak_mb", "estimated_peak_mb"} <= set(leaf) and leaf["skipped"], where
+    node = result["node"]
+    assert node["median_ms"] > 0 and node["p90_ms"] >= node["median_ms"] and node["peak_mb"] > 0
+    assert node["max_rate_hz"] is None or node["max_rate_hz"] >= 1
+    at30 = node["at_30hz"]
+    assert at30["sent"] == 60 and at30["processed"] + at30["dropped"] == at30["sent"] and at30["processed"] > 0
+    fit = result["fit"]
+    assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)
+    assert 0 < fit["peak_mb"] < parent_mb - 400

@@ -6,11 +6,11 @@ Each module in :data:`SUBCOMMANDS` has ``register(subparsers)`` that adds its su
 
 import importlib
 
-SUBCOMMANDS = ("daain_ros.bag_make",)
+SUBCOMMANDS = ("daain_ros.bag_make", "daain_ros.bag_evaluate", "daain_ros.bag_live")
 
 
 def register(sub):
-    parser = sub.add_parser("bag", help="make rosbag2 bags from footage (with labelled anomalies)",
+    parser = sub.add_parser("bag", help="make, evaluate, play and record rosbag2 bags",
                             description="Make, evaluate, play and record rosbag2 bags.")
     bag_sub = parser.add_subparsers(dest="bag_command", required=True, metavar="BAG_COMMAND")
     for module in SUBCOMMANDS:

@@ -1,0 +1,40 @@
+"""A reduced detector protocol: fit on the drive's first frames, judge held-out, flipped and noisy ones."""
+
+import numpy as np
+import pytest
+
+from daain_ros.corruptions import gaussian_noise
+from daain_ros.detector import FitConfig, fit_detector
+from daain_ros.evaluation import at_network_size
+from daain_ros.metrics import auroc, flag_rate
+from daain_ros.pipeline import Pipeline
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def held_out_scores(p2q8, drive_frames):
+    """Every third fit frame with two jittered copies, 1,000 dims; held-out frames 150-220, every 5th."""
+    config = FitConfig(target_dims=1000, augment_copies=2, key_seed=5)
+    pipeline = Pipeline(p2q8, fit_detector(p2q8, drive_frames[0:150:3], config, progress=False))
+    try:
+        clean = at_network_size(drive_frames[150:221:5], pipeline.size)
+        rng = np.random.default_rng(0)
+        sets = {"clean": clean, "vflip": [np.ascontiguousarray(im[::-1]) for im in clean],
+                "noise08": [gaussian_noise(im, 0.08, rng) for im in clean]}
+        scores = {name: np.array([r.score for r in pipeline.process(images)]) for name, images in sets.items()}
+    finally:
+        pipeline.close()
+    return scores, pipeline.threshold
+
+
+def test_few_held_out_clean_frames_are_flagged(held_out_scores):
+    scores, threshold = held_out_scores
+    assert flag_rate(scores["clean"], threshold) <= 0.1
+
+
+@pytest.mark.parametrize("kind", ["vflip", "noise08"])
+def test_anomalies_are_separated_and_flagged(held_out_scores, kind):
+    scores, threshold = held_out_scores
+    assert auroc(scores["clean"], scores[kind]) >= 0.95
+    assert flag_rate(scores[kind], threshold) >= 0.8

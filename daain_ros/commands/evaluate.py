@@ -17,6 +17,7 @@ def register(sub):
     parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
     parser.add_argument("--data", required=True, help="held-out clean source (frames by --frames)")
     parser.add_argument("--frames", default=None, help="frame range A:B of --data")
+    parser.add_argument("--every", type=int, default=1, help="use every Nth frame of --data")
     parser.add_argument("--also", action="append", default=[], help="more held-out clean sources (whole)")
     parser.add_argument("--fit-data", default=None,
                         help="clean fit-split source for the Mahalanobis fit and the universal perturbation")
@@ -43,7 +44,7 @@ def _images(spec, frames=None):
 def run(args):
     torch.manual_seed(args.seed)
     pipeline = Pipeline.load(args.model, args.detector, args.device)
-    clean = _images(args.data, args.frames) + [im for spec in args.also for im in _images(spec)]
+    clean = _images(args.data, args.frames)[::args.every] + [im for spec in args.also for im in _images(spec)]
     fit = _images(args.fit_data, args.fit_frames)[::args.fit_stride] if args.fit_data else None
     config = EvaluationConfig(mc_passes=args.mc_passes, attack_steps=args.attack_steps, seed=args.seed,
                               kinds=tuple(k for k in args.kinds.split(",") if k))
@@ -53,7 +54,7 @@ def run(args):
         results["adaptive"] = adaptive_rows(pipeline, surrogate, clean, config)
     domain = domain_shift(pipeline, {Path(spec).name: _images(spec) for spec in args.domain})
     context = {"detector": args.detector, "model": pipeline.model.name, "held-out": args.data,
-               "frames": args.frames, "also": ", ".join(args.also) or "none",
+               "frames": f"{args.frames} every {args.every}", "also": ", ".join(args.also) or "none",
                "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"
                if fit else "none (UAP fitted on the held-out frames, no Mahalanobis)",
                "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}

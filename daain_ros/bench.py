@@ -41,6 +41,7 @@ SHARED_MODEL = Path(os.environ.get("DAAIN_SHARED", "../shared")) / "data" / "esp
 FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
 SECTIONS = ("reference", "node", "fit")
+EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}  # a leaf that was skipped or failed
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class BenchConfig:
     threads: int = None
     dims: int = FRESH_DIMS
     skip: tuple = field(default_factory=tuple)
+    profile: bool = False
 
     @property
     def timed(self):
@@ -177,9 +179,6 @@ def run_worker(spec, timeout=1800):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}
-
-
 def time_pair(config, size, batch, device, detector_dir):
     """Interleaved timing of ESPNet alone and the DAAIN pipeline on the same batches, in this process."""
     espnet = EspnetStep(load_espnet(config.model, device), size)
@@ -187,7 +186,7 @@ def time_pair(config, size, batch, device, detector_dir):
     frames, _ = bench_frames(batch * (config.warmup + config.timed), size)
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     wall, cpu = time_interleaved({"espnet": espnet, "daain": daain}, batches, config.warmup, device)
-    daain.pipeline.monitor.remove()
+    daain.pipeline.close()
     paired = np.asarray(wall["daain"]) / np.asarray(wall["espnet"])
     return ({**summary(wall["espnet"], batch, cpu["espnet"])},
             {**summary(wall["daain"], batch, cpu["daain"]),
@@ -249,7 +248,10 @@ def run_fit(config, size, device):
             "frames": 5 if config.quick else 100,
             "config": {**(QUICK_FIT if config.quick else FULL_FIT), "target_dims": config.dims},
             "threads": config.threads}
-    return {**EMPTY, **run_worker(spec)}
+    result = {**EMPTY, **run_worker(spec)}
+    if config.quick:
+        result["note"] = "quick: 5 frames, 2 epochs; fixed costs (loading, probing, key) dominate the per-100 figure"
+    return result
 
 
 def run_node(config, size, detector_dir):
@@ -293,6 +295,10 @@ def run_bench(config, log=print):
                 _put(result["reference"], size, batch, device,
                      reference_leaf(config, size, batch, device, det, espnet, daain))
         first = config.sizes[0]
+        if config.profile:
+            log(f"profiling {size_label(first)} batch 1 on {devices[-1]} ...")
+            from daain_ros.bench_profile import profile_hot_path
+            result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(devices[-1]))
         log("fit ...")
         result["fit"] = {**EMPTY, "skipped": "--skip fit"} if "fit" in config.skip else run_fit(config, first, "cpu")
         log("node ...")
@@ -326,54 +332,6 @@ def _settings(config, detectors):
             "skip": list(config.skip)}
 
 
-def table(result):
-    """A short plain-text summary of the benchmark JSON."""
-    lines = [f"{'variant':<10} {'size':<9} {'batch':>5} {'device':<6} {'median ms':>10} {'p90 ms':>9} "
-             f"{'peak MB':>9} {'x espnet':>8}"]
-    for variant in ("espnet", "daain", "reference"):
-        for size, batches in result[variant].items():
-            if size == "overhead":
-                continue
-            for batch, devices in batches.items():
-                for device, leaf in devices.items():
-                    espnet = result["espnet"][size][batch][device]["median_ms"]
-                    lines.append(f"{variant:<10} {size:<9} {batch[5:]:>5} {device:<6} {_fmt(leaf['median_ms'], 10)} "
-                                 f"{_fmt(leaf['p90_ms'], 9)} {_fmt(leaf['peak_mb'], 9)} "
-                                 f"{_fmt(_ratio(leaf['median_ms'], espnet), 8, '.3f')}"
-                                 + (f"  skipped: {leaf['skipped']}" if leaf.get("skipped") else ""))
-    head = result["overhead"]["headline"]
-    lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
-    node = result["node"]
-    if node.get("median_ms") is not None:
-        at30 = node["at_30hz"]
-        lines.append(f"node {node['size']}: publish-to-flag {node['median_ms']:.1f} ms median, {node['p90_ms']:.1f} "
-                     f"ms p90; every frame judged up to {node['max_rate_hz']} Hz; at 30 Hz {at30['processed']} of "
-                     f"{at30['sent']} judged ({at30['dropped']} dropped), RSS {at30['rss_start_mb']:.0f} -> "
-                     f"{at30['rss_end_mb']:.0f} MB")
-    fit = result["fit"]
-    if fit.get("seconds_per_100_frames") is not None:
-        lines.append(f"fit: {fit['seconds_per_100_frames']:.1f} s per 100 frames ({fit['frames']} frames, "
-                     f"{fit['epochs_run']} epochs, peak {fit['peak_mb']:.0f} MB)")
-    return "\n".join(lines)
-
-
-def _fmt(value, width, spec=".1f"):
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
-
-
-def write_json(result, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, allow_nan=False, default=_jsonable))
-    return path
-
-
-def _jsonable(value):
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def parse_sizes(text):
     """'512x256,1024x512' -> ((512, 256), (1024, 512))."""
     try:
@@ -392,22 +350,3 @@ def check_devices(devices):
         if name == "cuda" and not torch.cuda.is_available():
             raise DaainError("device cuda requested but CUDA is not available")
     return tuple(devices)
-
-
-def raise_if_error(result):
-    """The first worker error of the espnet or daain sections (a benchmark that failed is not a result)."""
-    for variant in ("espnet", "daain"):
-        for size, batches in result[variant].items():
-            if size == "overhead":
-                continue
-            for batch, devices in batches.items():
-                for device, leaf in devices.items():
-                    if "memory_error" in leaf:
-                        raise DaainError(f"{variant} {size} {batch} {device}: {leaf['memory_error']}")
-    for section in ("fit", "node"):
-        if "error" in result[section]:
-            raise DaainError(f"{section}: {result[section]['error']}")
-    return result
-
-
-__all__ = ["BenchConfig", "run_bench", "table", "write_json", "default_model", "parse_sizes", "SECTIONS"]

@@ -129,3 +129,18 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     fit = result["fit"]
     assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)
     assert 0 < fit["peak_mb"] < parent_mb - 400
+
+
+def test_profile_attributes_the_same_convolutions_to_both_variants(tmp_path, model_file):
+    """The profile compares like with like: DAAIN runs exactly ESPNet's convolutions, plus its own operators."""
+    from daain_ros.artifact import save_detector
+    from daain_ros.bench_profile import profile_hot_path
+    model = load_espnet(model_file)
+    detector = fresh_detector(model, SIZE, dims=300)
+    detector_dir = save_detector(detector, tmp_path / "det", model)
+    result = profile_hot_path(model_file, detector_dir, SIZE, torch.device("cpu"), frames=2)
+    rows = {row["op"]: row for row in result["ops"]}
+    assert result["daain_total_ms"] > 0 and result["espnet_total_ms"] > 0
+    assert rows["aten::convolution"]["daain_calls"] == rows["aten::convolution"]["espnet_calls"] > 0
+    assert rows["aten::index_select"]["espnet_calls"] == 0
+    assert rows["aten::index_select"]["daain_calls"] >= len(detector.key.layer_gathers())  # one per hooked layer

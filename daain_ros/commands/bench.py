@@ -4,8 +4,9 @@ from pathlib import Path
 
 import torch
 
-from daain_ros.bench import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, default_model, parse_sizes,
-                             raise_if_error, run_bench, table, write_json)
+from daain_ros.bench import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, default_model,
+                             parse_sizes, run_bench)
+from daain_ros.bench_report import raise_if_error, table, write_json
 from daain_ros.errors import DaainError
 
 
@@ -30,6 +31,8 @@ def register(sub):
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated")
     parser.add_argument("--devices", default=None, help="cpu and/or cuda, comma-separated (default: cpu, and "
                                                         "cuda when present)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the DAAIN pipeline against ESPNet alone (torch profiler, first size)")
     parser.add_argument("--skip", default="", help=f"sections to leave out: {', '.join(SECTIONS)}")
     parser.set_defaults(run=run)
 
@@ -56,7 +59,7 @@ def run(args):
                          sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
                          devices=check_devices(args.devices.split(",")) if args.devices else None,
                          iterations=args.frames, threads=args.threads or torch.get_num_threads(), dims=args.dims,
-                         skip=skip)
+                         skip=skip, profile=args.profile)
     result = run_bench(config, log=lambda line: print(line, flush=True))
     write_json(result, args.out)
     print(table(result))

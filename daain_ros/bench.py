@@ -254,7 +254,7 @@ def run_fit(config, size, device):
     return result
 
 
-def run_node(config, size, detector_dir):
+def run_node(config, size, detector_dir, device):
     if "node" in config.skip:
         return {**EMPTY, "skipped": "--skip node"}
     try:
@@ -264,9 +264,21 @@ def run_node(config, size, detector_dir):
     frames, _ = bench_frames(10, size)
     try:
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
-                          config.threads, config.quick)
+                          config.threads, config.quick, device)
     except DaainError as exc:
         return {**EMPTY, "error": " ".join(str(exc).split())}
+
+
+def bench_case(config, size, batch, device, detector_dir, result):
+    """espnet, daain (timed together) and reference at one size, batch and device, into ``result``."""
+    espnet, daain = time_pair(config, size, batch, device, detector_dir)
+    espnet = with_memory(espnet, run_worker(memory_spec(config, "espnet", size, batch, device, detector_dir)))
+    daain = with_memory(daain, run_worker(memory_spec(config, "daain", size, batch, device, detector_dir)))
+    _put(result["espnet"], size, batch, device, espnet)
+    _put(result["daain"], size, batch, device, daain)
+    _put(result["overhead"], size, batch, device, daain["overhead"])
+    _put(result["reference"], size, batch, device,
+         reference_leaf(config, size, batch, device, detector_dir, espnet, daain))
 
 
 def run_bench(config, log=print):
@@ -285,24 +297,17 @@ def run_bench(config, log=print):
         for size, batch in config.cases():
             for device in map(torch.device, devices):
                 log(f"timing {size_label(size)} batch {batch} on {device} ...")
-                det = detectors[size][0]
-                espnet, daain = time_pair(config, size, batch, device, det)
-                espnet = with_memory(espnet, run_worker(memory_spec(config, "espnet", size, batch, device, det)))
-                daain = with_memory(daain, run_worker(memory_spec(config, "daain", size, batch, device, det)))
-                _put(result["espnet"], size, batch, device, espnet)
-                _put(result["daain"], size, batch, device, daain)
-                _put(result["overhead"], size, batch, device, daain["overhead"])
-                _put(result["reference"], size, batch, device,
-                     reference_leaf(config, size, batch, device, det, espnet, daain))
-        first = config.sizes[0]
+                bench_case(config, size, batch, device, detectors[size][0], result)
+        first, last_device = config.sizes[0], devices[-1]  # fit, node and profile: CUDA when present
         if config.profile:
-            log(f"profiling {size_label(first)} batch 1 on {devices[-1]} ...")
+            log(f"profiling {size_label(first)} batch 1 on {last_device} ...")
             from daain_ros.bench_profile import profile_hot_path
-            result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(devices[-1]))
+            result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(last_device))
         log("fit ...")
-        result["fit"] = {**EMPTY, "skipped": "--skip fit"} if "fit" in config.skip else run_fit(config, first, "cpu")
+        skipped = {**EMPTY, "skipped": "--skip fit"}
+        result["fit"] = skipped if "fit" in config.skip else run_fit(config, first, last_device)
         log("node ...")
-        result["node"] = {"size": size_label(first), **run_node(config, first, detectors[first][0])}
+        result["node"] = {"size": size_label(first), **run_node(config, first, detectors[first][0], last_device)}
     result["overhead"]["headline"] = _headline(result["overhead"])
     result["daain"]["overhead"] = result["overhead"]["headline"]
     result["machine"]["load_average_end"] = list(os.getloadavg())

@@ -47,6 +47,31 @@ def _subnet(hidden):
     return constructor
 
 
+class IndexPermutedBlock(AllInOneBlock):
+    """``AllInOneBlock`` whose hard permutation runs as an index gather instead of a dense D x D product.
+
+    FrEIA applies the permutation as ``F.linear`` with a one-hot matrix: at 2,000 dimensions, 8 blocks read
+    128 MB per frame (19.7 ms against 1.4 ms as a gather, same scores). The matrices stay the block's
+    parameters, so its state dict is FrEIA's; the indices follow them on every load.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("perm_index", torch.empty(0, dtype=torch.long), persistent=False)
+        self.register_buffer("perm_inverse", torch.empty(0, dtype=torch.long), persistent=False)
+        self._sync_indices()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_indices())
+        self.permute_function = self._gather
+
+    def _sync_indices(self):
+        index = self.w_perm.detach().reshape(self.w_perm.shape[0], -1).argmax(1)
+        self.perm_index = index
+        self.perm_inverse = torch.argsort(index)
+
+    def _gather(self, x, weight):
+        return x.index_select(1, self.perm_index if weight is self.w_perm else self.perm_inverse)
+
+
 def build_flow(dims, config=FlowConfig()):
     """A ``SequenceINN`` of ``config.blocks`` AllInOneBlocks; its permutations come from ``config.seed``."""
     state = np.random.get_state()
@@ -54,7 +79,7 @@ def build_flow(dims, config=FlowConfig()):
     try:
         flow = SequenceINN(dims)
         for _ in range(config.blocks):
-            flow.append(AllInOneBlock, subnet_constructor=_subnet(config.hidden),
+            flow.append(IndexPermutedBlock, subnet_constructor=_subnet(config.hidden),
                         affine_clamping=config.clamp, permute_soft=False)
     finally:
         np.random.set_state(state)

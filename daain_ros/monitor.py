@@ -59,14 +59,22 @@ class ActivationMonitor(nn.Module):
         self._order = []
         for i, gather in enumerate(key.layer_gathers()):
             self.register_buffer(f"index_{i}", torch.as_tensor(gather.flat_indices, device=device))
+            self.register_buffer(f"nhwc_index_{i}", torch.as_tensor(gather.nhwc_indices, device=device))
             self._order.append(gather.name)
             self._handles.append(modules[gather.name].register_forward_hook(self._hook(gather.name, i)))
 
     def _hook(self, name, i):
-        index = f"index_{i}"
+        """Reads the layer's output through a view in its own memory layout (ESPNet runs channels-last
+        on CPU when fed ``preprocess``'s tensors; reshaping that to NCHW would copy every map)."""
+        index, nhwc_index = f"index_{i}", f"nhwc_index_{i}"
 
         def hook(_module, _inputs, output):
-            self._parts[name] = output.reshape(output.shape[0], -1).index_select(1, getattr(self, index))
+            if output.is_contiguous():
+                flat, positions = output.view(output.shape[0], -1), getattr(self, index)
+            else:
+                flat = output.permute(0, 2, 3, 1).reshape(output.shape[0], -1)
+                positions = getattr(self, nhwc_index)
+            self._parts[name] = flat.index_select(1, positions)
         return hook
 
     def forward(self, x):

@@ -28,10 +28,15 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class LayerGather:
-    """What one layer contributes: flat indices into its (C*h*w) output, in key order."""
+    """What one layer contributes: flat indices into its output, in key order, for either memory layout.
+
+    ``flat_indices`` index the output as (C, h, w); ``nhwc_indices`` as (h, w, C), so a channels-last
+    output is read through a view instead of a copy.
+    """
 
     name: str
     flat_indices: np.ndarray
+    nhwc_indices: np.ndarray
 
 
 def bridson(extent, radius, rng):
@@ -130,8 +135,9 @@ class SamplingKey:
             ly = y * layer.height // height
             lx = x * layer.width // width
             flat = ((channel - offset) * layer.height + ly) * layer.width + lx
+            nhwc = (ly * layer.width + lx) * layer.channels + channel - offset
             if len(flat):
-                gathers.append(LayerGather(layer.name, flat))
+                gathers.append(LayerGather(layer.name, flat, nhwc))
             offset += layer.channels
         return gathers
 

@@ -36,11 +36,16 @@ def test_gather_equals_materialise_then_index_for_every_layer_type():
     key = SamplingKey.generate(layers, size, seed=1, radius=10.0)
     assert len({g.name for g in key.layer_gathers()}) == len(layers)
     x = torch.randn(2, 3, size[1], size[0])
-    full = _materialised(model, [layer.name for layer in layers], x)
-    expected = full[:, key.indices[:, 0], key.indices[:, 1], key.indices[:, 2]]
-    with torch.inference_mode():
-        logits, gathered = ActivationMonitor(model, key)(x)
-    torch.testing.assert_close(gathered, expected, rtol=0, atol=0)
+    monitor = ActivationMonitor(model, key)
+    for layout in (torch.contiguous_format, torch.channels_last):  # channels-last is read through a view
+        x = x.contiguous(memory_format=layout)
+        monitor.remove()
+        full = _materialised(model, [layer.name for layer in layers], x)
+        expected = full[:, key.indices[:, 0], key.indices[:, 1], key.indices[:, 2]]
+        monitor = ActivationMonitor(model, key)
+        with torch.inference_mode():
+            logits, gathered = monitor(x)
+        torch.testing.assert_close(gathered, expected, rtol=0, atol=0)
     assert logits.shape == (2, 20, size[1], size[0])
 
 

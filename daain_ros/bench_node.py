@@ -5,7 +5,8 @@ flight at a time), the highest input rate at which every frame is judged (a swee
 at 30 Hz: frames dropped, latency early and late in the run, and the node's resident memory before and
 after. In runs with several frames in flight the flag (a Bool, no stamp) cannot be matched to its frame,
 so latency is taken at the frame's ``/diagnostics`` status, which carries the stamp and is published
-right after the flag, under the same lock. Imports rclpy: only ``daain bench`` loads this module.
+right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish
+time from those diagnostics, the rest is DDS and this client. Imports rclpy: only ``daain bench`` loads this module.
 """
 
 import os
@@ -100,7 +101,7 @@ class BenchClient:
                                       LATCHED)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         self.messages = [Image(**encode_image(frame, "bgr8")) for frame in frames_bgr]
-        self.flags, self.sent, self.judged, self.counters = [], {}, {}, {}
+        self.flags, self.sent, self.judged, self.counters, self.inside_ms = [], {}, {}, {}, {}
         self._count = 0
 
     def _on_diagnostics(self, msg):
@@ -110,6 +111,7 @@ class BenchClient:
             stamp = values.get("frame stamp")
             if stamp in self.sent and stamp not in self.judged:
                 self.judged[stamp] = now
+                self.inside_ms[stamp] = _number(values.get("latency ms"))
                 self.counters = values
 
     def spin_until(self, predicate, timeout):
@@ -139,9 +141,22 @@ class BenchClient:
         rclpy.try_shutdown(context=self.context)
 
 
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def inside_median_ms(client, stamps):
+    """Median of the node's own arrival-to-publish latency (its diagnostics) over ``stamps``."""
+    values = [client.inside_ms[s] for s in stamps if client.inside_ms.get(s) is not None]
+    return float(np.median(values)) if values else None
+
+
 def latency(client, frames, warmup, timeout=30.0):
     """Publish-to-flag latency with one frame in flight, over ``frames`` frames after ``warmup``."""
-    seconds = []
+    seconds, stamps = [], []
     for i in range(warmup + frames):
         before = len(client.flags)
         stamp = client.send()
@@ -149,7 +164,8 @@ def latency(client, frames, warmup, timeout=30.0):
             raise DaainError(f"no /daain/anomaly for frame {stamp} within {timeout:.0f} s")
         if i >= warmup:
             seconds.append(client.flags[before] - client.sent[stamp])
-    return seconds
+            stamps.append(stamp)
+    return seconds, stamps
 
 
 def run_at_rate(client, rate_hz, duration_s, drain_s):
@@ -162,8 +178,8 @@ def run_at_rate(client, rate_hz, duration_s, drain_s):
     client.spin_until(lambda: all(s in client.judged for s in stamps), drain_s)
     judged = [s for s in stamps if s in client.judged]
     seconds = [client.judged[s] - client.sent[s] for s in judged]
-    return {"rate_hz": rate_hz, "sent": len(stamps), "processed": len(judged),
-            "dropped": len(stamps) - len(judged)}, seconds
+    return {"rate_hz": rate_hz, "sent": len(stamps), "processed": len(judged), "dropped": len(stamps) - len(judged),
+            "node_internal_median_ms": inside_median_ms(client, judged)}, seconds
 
 
 def sweep(client, start_hz, duration_s, drain_s, max_trials=len(RATES_HZ)):
@@ -213,7 +229,8 @@ def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
             if not client.wait_ready(node.process, 120.0):
                 raise DaainError(f"detector_node did not come up (exit code {node.process.poll()}): {node.log_tail()}")
             result = {"startup_s": time.monotonic() - started, "device": device, "threads": threads}
-            lat = ms_summary(latency(client, frames, warmup))
+            seconds, stamps = latency(client, frames, warmup)
+            lat = {**ms_summary(seconds), "node_internal_median_ms": inside_median_ms(client, stamps)}
             drain = max(2.0, 10 * lat["median_ms"] / 1e3)
             best, trials = sweep(client, 0.7 * 1e3 / lat["median_ms"], rate_s, drain, max_trials)
             rss_start = proc_status_mb(node.process.pid, "VmRSS")

@@ -1,0 +1,60 @@
+"""The committed default ESPNet: loads strictly, matches its record, segments held-out generated streets."""
+
+import json
+
+import numpy as np
+import pytest
+
+from daain_ros.cli import main
+from daain_ros.commands.train_default import generate, heldout_seed, predict, train_seed
+from daain_ros.default_assets import default_model_info, default_model_path
+from daain_ros.espnet import load_espnet
+from daain_ros.synthetic import miou
+
+# The committed weights score mIoU 0.504 on held-out scenes 1000-1011 (0.527 on scenes 0-59, in their JSON)
+MIOU_FLOOR = 0.47
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_espnet(default_model_path())
+
+
+def test_default_model_loads_strictly_and_matches_its_record(default_model):
+    info = default_model_info()
+    assert default_model.full and not default_model.net.training
+    assert (default_model.p, default_model.q) == (info["p"], info["q"])
+    assert default_model_path().stat().st_size < 4 * 2**20
+    assert info["command"].startswith("daain train-default ") and f"--seed {info['seed']}" in info["command"]
+    assert info["heldout"]["miou"] >= MIOU_FLOOR
+
+
+def test_default_model_miou_on_held_out_scenes(default_model):
+    size = tuple(default_model_info()["size"])
+    images, labels = generate([heldout_seed(1000 + i) for i in range(12)], size, "held-out")
+    per_class, mean = miou(predict(default_model.net, images), labels)
+    assert mean >= MIOU_FLOOR, per_class
+
+
+def test_training_and_held_out_seeds_are_disjoint_streams():
+    train = {tuple(train_seed(s, i)) for s in range(3) for i in range(50)}
+    assert not train & {tuple(heldout_seed(i)) for i in range(2000)}
+
+
+def test_train_default_command_writes_a_strictly_loadable_model(tmp_path):
+    code = main(["train-default", "--out", str(tmp_path), "--frames", "4", "--epochs", "1", "--batch", "2",
+                 "--width", "128", "--height", "64", "--crop-width", "64", "--eval-frames", "2", "--p", "1", "--q", "2"])
+    assert code == 0
+    model = load_espnet(tmp_path / "espnet_default.safetensors")
+    info = json.loads((tmp_path / "espnet_default.json").read_text())
+    assert (model.p, model.q, info["size"]) == (1, 2, [128, 64])
+    assert info["command"] == ("daain train-default --seed 0 --frames 4 --epochs 1 --p 1 --q 2 --width 128 "
+                               "--height 64 --crop-width 64 --batch 2 --lr 0.004 --eval-frames 2")
+    assert len(info["training"]["epoch_losses"]) == 1 and 0 <= info["heldout"]["miou"] <= 1
+    assert np.isfinite(info["training"]["epoch_losses"][0])
+
+
+def test_train_default_refuses_a_crop_wider_than_the_frame(tmp_path, capsys):
+    assert main(["train-default", "--out", str(tmp_path), "--width", "64", "--height", "64",
+                 "--crop-width", "128"]) == 2
+    assert "expected crop width <= width" in capsys.readouterr().err

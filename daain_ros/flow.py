@@ -3,8 +3,10 @@
 Defaults follow the reference: 8 blocks, 10-unit subnets, affine clamping 2, Adam at lr 2e-4. Training adds
 what 150 frames of one drive need: a validation split, early stopping on its NLL, weight decay and
 gradient clipping, all seeded. The reference trains 300 epochs; measured on the detector protocol, the
-validation NLL keeps falling that long while detection degrades (vertical-flip AUROC 0.998 after 50
-epochs, 0.987 after 300; noise 0.03: 0.993 against 0.972), so 50 is the default.
+flow fits the drive's first frames ever closer while later clean frames drift away: after 5 epochs 10 %
+of held-out clean frames score above every validation frame and AUROC is 1.00 on vertical flips and
+noise of sigma 0.08 and 0.03 (every such frame flagged); after 15 epochs 58 % do; after 50, vertical-flip
+AUROC falls to 0.998 and after 300 to 0.987. So 5 is the default.
 """
 
 import copy
@@ -28,7 +30,7 @@ class FlowConfig:
     clamp: float = 2.0
     lr: float = 2e-4
     weight_decay: float = 1e-4
-    epochs: int = 50
+    epochs: int = 5
     patience: int = 15
     batch_size: int = 64
     grad_clip: float = 1.0

@@ -22,6 +22,7 @@ test: setup
 	$(PY) -m pytest -q -ra
 
 demo: setup
+	@$(PY) -c "import daain_ros.commands.demo" 2>/dev/null || { echo "make demo: not built yet. It will make a synthetic drive as a rosbag with injected fog, noise, vflip and attack segments, run detector_node on the embedded default model and detector, play the bag into it over DDS, record its outputs and print a timeline."; exit 1; }
 	$(VENV)/bin/daain demo $(if $(MODEL),--model $(MODEL)) $(if $(DETECTOR),--detector $(DETECTOR)) $(if $(DATA),--data $(DATA)) --out out/demo
 
 ESPNET := $(SHARED)/data/espnet/espnet_p_2_q_8.pth

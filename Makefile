@@ -6,6 +6,7 @@ SHARED ?= ../shared
 MODEL ?=
 DETECTOR ?=
 DATA ?=
+FRAMES ?=
 
 .PHONY: setup test demo evaluate bench clean
 
@@ -21,9 +22,10 @@ $(STAMP): requirements.txt setup.py
 test: setup
 	$(PY) -m pytest -q -ra
 
+# make demo MODEL=ckpt DETECTOR=dir DATA=video|folder|bag [FRAMES=A:B]: the same demo on your own files.
 demo: setup
-	@$(PY) -c "import daain_ros.commands.demo" 2>/dev/null || { echo "make demo: not built yet. It will make a synthetic drive as a rosbag with injected fog, noise, vflip and attack segments, run detector_node on the embedded default model and detector, play the bag into it over DDS, record its outputs and print a timeline."; exit 1; }
-	$(VENV)/bin/daain demo $(if $(MODEL),--model $(MODEL)) $(if $(DETECTOR),--detector $(DETECTOR)) $(if $(DATA),--data $(DATA)) --out out/demo
+	$(VENV)/bin/daain demo $(if $(MODEL),--model $(MODEL)) $(if $(DETECTOR),--detector $(DETECTOR)) \
+		$(if $(DATA),--data $(DATA)) $(if $(FRAMES),--frames $(FRAMES)) --out out/demo
 
 ESPNET := $(SHARED)/data/espnet/espnet_p_2_q_8.pth
 DRIVE := $(SHARED)/data/footage/solidWhiteRight.mp4

@@ -23,8 +23,6 @@ FORMAT = "daain_ros.detector"
 FORMAT_VERSION = 1
 TENSORS = "detector.safetensors"
 METADATA = "detector.json"
-PERM_SUFFIX = ".w_perm"
-INDEX_SUFFIX = ".perm_index"
 
 
 def save_detector(detector, directory, model):
@@ -45,39 +43,11 @@ def save_detector(detector, directory, model):
         "threshold": float(detector.threshold),
         **detector.metadata,
     }
-    tensors = _compact(detector.state_dict())
+    tensors = {name: value.detach().cpu().contiguous() for name, value in detector.state_dict().items()}
     tensors["key.indices"] = torch.from_numpy(key.indices)
     _write_private(directory / TENSORS, lambda path: save_file(tensors, str(path)))
     _write_private(directory / METADATA, lambda path: path.write_text(json.dumps(meta, indent=2)))
     return directory
-
-
-def _compact(state):
-    """Stores each AllInOneBlock permutation as an index vector instead of two dense D x D matrices.
-
-    Dense, a 2,000-dimensional flow of 8 blocks takes 256 MB; as indices it takes 64 kB.
-    """
-    tensors = {}
-    for name, value in state.items():
-        if name.endswith(PERM_SUFFIX):
-            tensors[name[:-len(PERM_SUFFIX)] + INDEX_SUFFIX] = value.reshape(value.shape[0], -1).argmax(1)
-        elif not name.endswith(PERM_SUFFIX + "_inv"):
-            tensors[name] = value.detach().cpu().contiguous()
-    return tensors
-
-
-def _expand(tensors, template):
-    """Inverse of ``_compact``, shaped like the freshly built detector's ``template`` state."""
-    state = dict(tensors)
-    for name in [n for n in tensors if n.endswith(INDEX_SUFFIX)]:
-        base = name[:-len(INDEX_SUFFIX)] + PERM_SUFFIX
-        index = state.pop(name).long()
-        shape = template[base].shape
-        dense = torch.zeros(shape[0], shape[0], dtype=template[base].dtype)
-        dense[torch.arange(shape[0]), index] = 1
-        state[base] = dense.reshape(shape)
-        state[base + "_inv"] = dense.T.contiguous().reshape(template[base + "_inv"].shape)
-    return state
 
 
 def _write_private(path, write):
@@ -124,7 +94,7 @@ def load_detector(directory, model):
         key = SamplingKey(tensors.pop("key.indices").numpy(), layers, meta["input_size"], meta["radius"])
         detector = DaainDetector(key, meta["head"], FlowConfig(**meta["flow"]), meta["threshold"],
                                  {k: meta[k] for k in ("fit", "training", "calibration", "coverage") if k in meta})
-        detector.load_state_dict(_expand(tensors, detector.state_dict()), strict=True)
+        detector.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DetectorFileError(f"{directory}: detector files do not match each other ({first})") from exc

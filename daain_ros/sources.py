@@ -8,13 +8,16 @@ a held-out part (``150:221``). Specs:
 - ``VIDEO`` (.mp4, .avi, .mkv, .mov, ...; stamps from its frame rate);
 - ``BAG[:/TOPIC]`` (a rosbag2 directory, .mcap or .db3; Image or CompressedImage; stamps from the
   headers; the topic may be left out when the bag has one image topic);
-- ``cityscapes:ROOT[:SPLIT]`` (``ROOT/leftImg8bit/SPLIT/<city>/*.png``; SPLIT defaults to val).
+- ``cityscapes:ROOT[:SPLIT]`` (``ROOT/leftImg8bit/SPLIT/<city>/*.png``; SPLIT defaults to val);
+- ``synthetic:SEED[:N[:LEN]]`` (N generated frames, default 200, at 512x256: drives of LEN frames, default
+  N, down the streets of ``daain_ros.synthetic.drive`` seeds SEED, SEED + 1, ...; stamps at its FPS).
 
 Still images get nominal stamps at :data:`STILL_RATE` Hz, the rate ``daain bag from-images`` uses.
 """
 
 import re
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -28,6 +31,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 BAG_SUFFIXES = (".mcap", ".db3")
 STILL_RATE = 10.0
 CITYSCAPES_PREFIX = "cityscapes:"
+SYNTHETIC_PREFIX = "synthetic:"
+SYNTHETIC_FRAMES = 200
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,39 @@ def video(path, frames=None):
                        rate, frames)
 
 
+def parse_synthetic(spec):
+    """``synthetic:SEED[:N[:LEN]]`` -> (SEED, N, LEN); N defaults to :data:`SYNTHETIC_FRAMES`, LEN to N."""
+    fields = spec[len(SYNTHETIC_PREFIX):].split(":")
+    if 1 <= len(fields) <= 3 and all(field.isdigit() for field in fields):
+        numbers = [int(field) for field in fields]
+        seed, count = numbers[0], numbers[1] if len(numbers) > 1 else SYNTHETIC_FRAMES
+        length = numbers[2] if len(numbers) > 2 else count
+        if count >= 1 and length >= 1:
+            return seed, count, length
+    raise DataSourceError(f"{spec}: expected synthetic:SEED[:N[:LEN]] with SEED >= 0, N >= 1 frames and "
+                          "LEN >= 1 frames per drive, e.g. synthetic:7:200")
+
+
+def synthetic(spec, frames=None):
+    """Generated drives (:func:`daain_ros.synthetic.drive`), so a fit or a demo needs no footage."""
+    from daain_ros import synthetic as generator  # loaded only when asked for
+
+    seed, count, length = parse_synthetic(spec)
+
+    def generate(frames):
+        stream, current = None, None
+        for index in range(count)[frames]:
+            number, offset = divmod(index, length)
+            if number != current:  # a new street, entered at ``offset`` when a range starts inside it
+                current = number
+                street = generator.drive(seed + number, min(length, count - number * length))
+                stream = islice(street, offset, None)
+            image, _ = next(stream)
+            yield Frame(spec, index, stamp_at(index, generator.FPS), image)
+
+    return FrameSource(spec, generate, _selected(count, frames), generator.FPS, frames)
+
+
 def image_topics(path):
     """``{topic: (type, count)}`` of a bag's Image and CompressedImage topics."""
     return {t: v for t, v in bagio.bag_topics(path).items() if v[0] in bagio.IMAGE_TYPES}
@@ -223,6 +261,8 @@ def open_source(spec, frames=None, topic=None):
     :param topic: a bag's image topic, overriding one given in the spec.
     """
     frames = check_frames(frames)
+    if spec.startswith(SYNTHETIC_PREFIX):
+        return synthetic(spec, frames)
     if spec.startswith(CITYSCAPES_PREFIX):
         root, _, split = spec[len(CITYSCAPES_PREFIX):].rpartition(":")
         if not root or "/" in split:
@@ -245,4 +285,5 @@ def open_source(spec, frames=None, topic=None):
         return video(path, frames)
     raise DataSourceError(f"{spec}: unknown kind of source {suffix or '(no suffix)'!r}; expected an image "
                           f"({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}), a folder, "
-                          f"a rosbag2 ({', '.join(BAG_SUFFIXES)} or a directory) or cityscapes:ROOT[:SPLIT]")
+                          f"a rosbag2 ({', '.join(BAG_SUFFIXES)} or a directory), cityscapes:ROOT[:SPLIT] "
+                          "or synthetic:SEED[:N[:LEN]]")

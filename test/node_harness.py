@@ -5,7 +5,6 @@ only in bounded ``spin_once`` loops.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
+from daain_ros.demo import stop_process  # noqa: E402
 from daain_ros.image_codec import encode_image  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"
@@ -53,14 +53,7 @@ def start_node(log_path, **params):
 
 def stop_node(process, timeout=15.0):
     """SIGINT, as Ctrl-C or ros2 launch would; the exit code (killed after ``timeout`` s)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return stop_process(process, timeout)
 
 
 def rss_mb(pid):

@@ -1,7 +1,7 @@
 """The flow: FrEIA's permutation as an index gather equals its dense product; invertible; seeded."""
 
 import torch
-import torch.nn.functional as F
+from FrEIA.modules import AllInOneBlock
 
 from daain_ros.flow import FlowConfig, build_flow, negative_log_likelihood
 
@@ -17,14 +17,22 @@ def _trained(seed):
 
 def test_gather_permutation_equals_freia_dense_product():
     flow = _trained(0)
+    dense = build_flow(64, FlowConfig(blocks=3, seed=0), block=AllInOneBlock)  # FrEIA's own block, same draws
+    state = {name: value for name, value in flow.state_dict().items() if not name.endswith("perm_index")}
+    assert dense.load_state_dict(state, strict=False).missing_keys == [
+        f"module_list.{i}.{name}" for i in range(3) for name in ("w_perm", "w_perm_inv")]
     x = torch.randn(5, 64)
     with torch.no_grad():
-        ours = negative_log_likelihood(flow, x)
-        for block in flow.module_list:
-            block.permute_function = F.linear
-        dense = negative_log_likelihood(flow, x)
-    torch.testing.assert_close(ours[0], dense[0])
-    torch.testing.assert_close(ours[1], dense[1])
+        ours, theirs = negative_log_likelihood(flow, x), negative_log_likelihood(dense.eval(), x)
+        torch.testing.assert_close(ours[0], theirs[0])
+        torch.testing.assert_close(ours[1], theirs[1])
+        torch.testing.assert_close(flow(ours[1], rev=True)[0], dense(theirs[1], rev=True)[0])
+
+
+def test_flow_keeps_index_permutations_only():
+    flow = build_flow(2000, FlowConfig(blocks=8))
+    assert not any("w_perm" in name for name in flow.state_dict())
+    assert sum(t.numel() * t.element_size() for t in flow.state_dict().values()) < 2 << 20  # dense: 257 MB
 
 
 def test_flow_inverts_and_indices_follow_a_loaded_state():

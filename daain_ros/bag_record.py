@@ -23,6 +23,7 @@ from daain_ros.errors import DaainError, DataSourceError
 
 DEPTH = 50
 DISCOVERY_PERIOD_S = 0.1
+ALL_SUBSCRIBED = "daain bag record: subscribed to every topic"  # stderr; daain demo waits for it
 _RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 
 
@@ -80,8 +81,10 @@ class Recorder:
                 message_class(msgtype), topic, partial(self._on_message, topic, msgtype), qos, raw=True))
             self.qos[topic] = f"{qos.reliability.name.lower()}, {qos.durability.name.lower()}"
             self._waiting.remove(topic)
+            print(f"daain bag record: subscribed to {topic} ({self.qos[topic]})", file=sys.stderr, flush=True)
         if not self._waiting:
             self._timer.cancel()
+            print(ALL_SUBSCRIBED, file=sys.stderr, flush=True)
 
     def _on_message(self, topic, msgtype, raw, info):
         self.bag.add_serialized(topic, msgtype, info.get("received_timestamp") or time.time_ns(), raw)

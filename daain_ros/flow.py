@@ -84,10 +84,12 @@ def build_flow(dims, config=FlowConfig(), block=IndexPermutedBlock):
     state = np.random.get_state()
     np.random.seed(config.seed)  # FrEIA draws the hard permutations from numpy's global generator
     try:
-        flow = SequenceINN(dims)
-        for _ in range(config.blocks):
-            flow.append(block, subnet_constructor=_subnet(config.hidden),
-                        affine_clamping=config.clamp, permute_soft=False)
+        with torch.random.fork_rng(devices=[]):  # and the subnets' first layers from torch's
+            torch.manual_seed(config.seed)
+            flow = SequenceINN(dims)
+            for _ in range(config.blocks):
+                flow.append(block, subnet_constructor=_subnet(config.hidden),
+                            affine_clamping=config.clamp, permute_soft=False)
     finally:
         np.random.set_state(state)
     return flow
@@ -105,7 +107,8 @@ def fit_flow(flow, train, valid, config=FlowConfig(), progress=True):
     """Trains ``flow`` by NLL with early stopping on ``valid``; returns the training summary.
 
     Early stopping watches the median validation NLL: a few jittered validation frames sit hundreds of
-    standard deviations out in near-constant dimensions, and their NLL would dominate a mean.
+    standard deviations out in near-constant dimensions, and their NLL would dominate a mean. With
+    ``valid`` None the flow trains exactly ``config.epochs`` epochs and keeps the last.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -122,6 +125,10 @@ def fit_flow(flow, train, valid, config=FlowConfig(), progress=True):
             nn.utils.clip_grad_norm_(flow.parameters(), config.grad_clip)
             optimizer.step()
         flow.eval()
+        if valid is None:
+            history.append(math.nan)
+            best = (math.nan, None, epoch)
+            continue
         with torch.no_grad():
             valid_nll = negative_log_likelihood(flow, valid)[0].median().item()
         history.append(valid_nll)
@@ -130,6 +137,7 @@ def fit_flow(flow, train, valid, config=FlowConfig(), progress=True):
             best = (valid_nll, copy.deepcopy(flow.state_dict()), epoch)
         elif epoch - best[2] >= config.patience:
             break
-    flow.load_state_dict(best[1])
+    if best[1] is not None:
+        flow.load_state_dict(best[1])
     flow.eval()
     return {"epochs_run": len(history), "best_epoch": best[2], "best_valid_median_nll": best[0]}

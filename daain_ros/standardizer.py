@@ -1,7 +1,9 @@
 """Fitted per-dimension standardisation of the sampled activations, before the flow.
 
-Dimensions that never vary on the fit frames (a PReLU that is always zero at a sampled position) get a
-scale floor instead of a division by zero. A full shrinkage whitening (Ledoit-Wolf) was measured too: it
+Dimensions that barely vary on the fit frames (a PReLU that is always zero at a sampled position) get a
+scale floor of 30 % of the median scale: with 1 % (enough against a division by zero) a later clean frame
+that moved such a dimension scored 10**5 out of fold, and on the detector protocol the floor raised the
+worst AUROCs (one key: vflip 0.985 -> 1.000, fog 0.910 -> 0.950). A full shrinkage whitening (Ledoit-Wolf) was measured too: it
 fits the 480 training samples so closely that clean validation frames score four times the training
 NLL, so the plain per-dimension scaling of the reference stays.
 """
@@ -9,7 +11,7 @@ NLL, so the plain per-dimension scaling of the reference stays.
 import torch
 from torch import nn
 
-SCALE_FLOOR = 1e-2  # relative to the median scale
+SCALE_FLOOR = 0.3  # relative to the median scale
 
 
 class Standardizer(nn.Module):

@@ -7,7 +7,7 @@ it could not run (a missing or mismatched model or detector, a node that did not
 import argparse
 from pathlib import Path
 
-from daain_ros.demo import DEFAULT_KINDS, DemoConfig, run_demo
+from daain_ros.demo import DEFAULT_KINDS, DEMO_EPS, DemoConfig, run_demo
 from daain_ros.errors import DaainError
 
 
@@ -30,6 +30,13 @@ def _rate(text):
     return rate
 
 
+def _eps(text):
+    eps = float(text)
+    if not 0 < eps <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected an L-inf budget in (0, 1], e.g. 0.0314 for 8/255")
+    return eps
+
+
 def register(sub):
     parser = sub.add_parser("demo", help="play a drive with injected anomalies into detector_node and report",
                             description=__doc__.splitlines()[0])
@@ -46,6 +53,8 @@ def register(sub):
                         help="frames per second to play (default: what this machine keeps up with, at most 8)")
     parser.add_argument("--quick", action="store_true", help="a short drive (48 frames), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of the injected anomalies")
+    parser.add_argument("--eps", type=_eps, default=DEMO_EPS,
+                        help="L-inf budget of injected attacks, pixel values in [0, 1] (default 8/255)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     parser.set_defaults(run=run)
@@ -53,6 +62,7 @@ def register(sub):
 
 def run(args):
     config = DemoConfig(out=args.out, model=args.model, detector=args.detector, data=args.data, frames=args.frames,
-                        kinds=args.kinds, quick=args.quick, rate_hz=args.rate, device=args.device, seed=args.seed)
+                        kinds=args.kinds, quick=args.quick, rate_hz=args.rate, device=args.device, seed=args.seed,
+                        eps=args.eps)
     summary = run_demo(config, echo=lambda line: print(line, flush=True))
     return 0 if summary["segments_flagged"] == summary["segments"] else 1

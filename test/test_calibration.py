@@ -1,0 +1,54 @@
+"""Threshold calibration: out-of-fold scores of every fit frame, from detectors that never saw that frame."""
+
+import numpy as np
+import pytest
+import torch
+
+from daain_ros.default_assets import default_model_path
+from daain_ros.detector import FitConfig, calibrate, cross_fitted_scores, fit_detector
+from daain_ros.espnet import load_espnet
+from daain_ros.flow import FlowConfig
+from daain_ros.sampling_key import LayerShape, SamplingKey
+from daain_ros.sources import open_source
+
+CONFIG = FitConfig(augment_copies=1, calibration_folds=3, flow=FlowConfig(epochs=3, blocks=2))
+
+
+def _key(dims=64):
+    return SamplingKey.generate([LayerShape("conv", 8, 16, 32)], (32, 16), 0, target_dims=dims)
+
+
+def test_each_stretch_is_scored_by_a_detector_trained_without_it():
+    key, frames = _key(), 30
+    generator = torch.Generator().manual_seed(0)
+    acts = torch.randn(frames * 2, key.dims, generator=generator)  # each frame, then its jittered copy
+    acts[:20] += 6.0  # the first stretch (frames 0-9, rows 0-19) lies far from the others
+    scores = cross_fitted_scores(key, CONFIG, acts, frames, epochs=3, progress=False)
+    assert scores.shape == (frames,) and np.isfinite(scores).all()
+    # trained on frames 10-29 only, the first stretch's detector finds frames 0-9 far out
+    assert scores[:10].min() > 10 * np.median(scores[10:])
+    assert np.array_equal(scores, cross_fitted_scores(key, CONFIG, acts, frames, epochs=3, progress=False))
+
+
+def test_calibration_takes_the_target_quantile_of_the_scores():
+    scores = np.arange(200, dtype=float)
+    threshold, figures = calibrate(scores, 0.01)
+    assert threshold == 198.0 and figures["flag_rate"] == pytest.approx(0.005)
+    assert figures["frames"] == 200 and figures["target_fpr"] == 0.01
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_espnet(default_model_path(), "cpu")
+
+
+@pytest.mark.parametrize("folds, frames", [(3, 20), (0, 4)])
+def test_fit_calibrates_on_all_fit_frames_out_of_fold_or_on_the_validation_frames(default_model, folds, frames):
+    images = [f.image for f in open_source("synthetic:3:20")]
+    config = FitConfig(target_dims=200, augment_copies=1, calibration_folds=folds, key_seed=1,
+                       flow=FlowConfig(epochs=2, blocks=2))
+    detector = fit_detector(default_model, images, config, progress=False)
+    calibration = detector.metadata["calibration"]
+    assert calibration["frames"] == frames and calibration["threshold"] == float(detector.threshold)
+    assert (f"{folds} folds" in calibration["method"]) == (folds >= 2)
+    assert detector.metadata["fit"]["calibration_folds"] == folds

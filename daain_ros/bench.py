@@ -42,6 +42,7 @@ FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
 SECTIONS = ("reference", "node", "fit")
 EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}  # a leaf that was skipped or failed
+MEMORY_KEYS = ("peak_mb", "base_mb", "loaded_mb", "frame_peak_mb", "memory")
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,14 @@ def with_memory(leaf, measured):
     """Adds a worker's memory figures (and its isolated timing) to an interleaved timing leaf."""
     if "error" in measured:
         return {**leaf, "peak_mb": None, "memory_error": measured["error"]}
-    return {**leaf, "peak_mb": measured["peak_mb"], "base_mb": measured["base_mb"],
-            "memory": measured["memory"], "isolated_median_ms": measured["median_ms"]}
+    return {**leaf, **{k: measured.get(k) for k in MEMORY_KEYS}, "isolated_median_ms": measured["median_ms"]}
+
+
+def frame_mb(leaf):
+    """Memory one batch costs above the loaded process (peak over the frames minus RSS after loading)."""
+    if leaf.get("frame_peak_mb") is None or leaf.get("loaded_mb") is None:
+        return None
+    return leaf["frame_peak_mb"] - leaf["loaded_mb"]
 
 
 def reference_leaf(config, size, batch, device, detector_dir, espnet, daain):
@@ -225,13 +232,20 @@ def reference_leaf(config, size, batch, device, detector_dir, espnet, daain):
                                       (config.reference_iterations, 1)))
     if "error" in measured:
         return {**record, "skipped": f"failed: {measured['error']}"}
-    record.update({k: measured[k] for k in ("median_ms", "p90_ms", "min_ms", "per_image_ms", "iterations",
-                                            "frames", "cpu_median_ms", "peak_mb", "base_mb", "memory")})
+    record.update({k: measured.get(k) for k in ("median_ms", "p90_ms", "min_ms", "per_image_ms", "iterations",
+                                                "frames", "cpu_median_ms", *MEMORY_KEYS)})
     record["time_vs_daain"] = _ratio(record["median_ms"], daain["median_ms"])
     record["peak_vs_daain"] = _ratio(record["peak_mb"], daain.get("peak_mb"))
     if espnet.get("peak_mb") and daain.get("peak_mb"):
         record["extra_peak_vs_daain"] = _ratio(record["peak_mb"] - espnet["peak_mb"],
                                                max(daain["peak_mb"] - espnet["peak_mb"], 1.0))
+    frames = {name: frame_mb(leaf) for name, leaf in (("reference", record), ("espnet", espnet), ("daain", daain))}
+    if None not in frames.values():
+        record["frame_mb_vs_daain"] = _ratio(frames["reference"], max(frames["daain"], 1.0))
+        record["frame_extra_mb"] = {"reference": frames["reference"] - frames["espnet"],
+                                    "daain": frames["daain"] - frames["espnet"]}
+        record["frame_extra_vs_daain"] = _ratio(frames["reference"] - frames["espnet"],
+                                                max(frames["daain"] - frames["espnet"], 1.0))
     return record
 
 

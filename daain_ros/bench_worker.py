@@ -36,6 +36,25 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb():
+    """This process's resident set now, in MB (None off Linux)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def reset_peak_rss():
+    """Restarts the peak (VmHWM) from the current resident set; False where the kernel cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def make_step(spec, device):
     """The variant's callable, built from the files the parent process wrote."""
     if spec["variant"] == "daain":
@@ -54,16 +73,21 @@ def memory(spec):
     frames, _ = bench_frames(batch * (spec["warmup"] + spec["iterations"]), spec["size"])
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     base_mb = peak_rss_mb()
+    loaded_mb = rss_mb() if reset_peak_rss() else None  # from here the peak is the frames' own
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base_device_mb = torch.cuda.memory_allocated(device) / (1 << 20)
     wall, cpu = time_interleaved({"step": step}, batches, spec["warmup"], device)
-    result = {**summary(wall["step"], batch, cpu["step"]), "peak_mb": peak_rss_mb(), "base_mb": base_mb,
-              "memory": "peak resident set of the process (VmHWM)"}
+    result = {**summary(wall["step"], batch, cpu["step"]), "peak_mb": max(base_mb, peak_rss_mb()),
+              "base_mb": base_mb, "loaded_mb": loaded_mb,
+              "frame_peak_mb": None if loaded_mb is None else peak_rss_mb(),
+              "memory": "peak resident set of the process (VmHWM), over its whole life and over the frames "
+                        "alone (frame_peak_mb: the peak restarted after loading, via /proc/self/clear_refs)"}
     if device.type == "cuda":
-        result.update(host_peak_mb=result["peak_mb"], base_mb=base_device_mb,
-                      peak_mb=torch.cuda.max_memory_allocated(device) / (1 << 20),
+        peak_device_mb = torch.cuda.max_memory_allocated(device) / (1 << 20)
+        result.update(host_peak_mb=result["peak_mb"], base_mb=base_device_mb, peak_mb=peak_device_mb,
+                      loaded_mb=base_device_mb, frame_peak_mb=peak_device_mb,
                       memory="peak CUDA memory allocated by torch (max_memory_allocated)")
     return result
 

@@ -73,7 +73,8 @@ def _part(kind, start, end, labels, verdicts):
     first = flagged[0] if flagged else None
     return dict(kind=kind or "clean", start=start, end=end, frames=end - start, judged=len(judged),
                 flagged=len(flagged), flagged_frames=flagged,
-                start_s=(start - labels.first_frame) / labels.rate_hz, end_s=(end - labels.first_frame) / labels.rate_hz,
+                start_s=(start - labels.first_frame) / labels.rate_hz,
+                end_s=(end - labels.first_frame) / labels.rate_hz,
                 first_flag_frame=first, first_flag_s=None if first is None else (first - start) / labels.rate_hz,
                 latency_ms_median=float(np.median(latencies)) if latencies else None)
 
@@ -192,7 +193,8 @@ def _fmt(value, fmt, missing="-"):
 
 def _part_line(p):
     span = f"{p['start_s']:6.2f}-{p['end_s']:6.2f} s"
-    what = f"{p['kind']:<13} frames {p['start']:>4}-{p['end'] - 1:<4} judged {p['judged']:>3}, flagged {p['flagged']:>3}"
+    what = (f"{p['kind']:<13} frames {p['start']:>4}-{p['end'] - 1:<4} judged {p['judged']:>3}, "
+            f"flagged {p['flagged']:>3}")
     if p["kind"] == "clean":
         extra = f" at frames {', '.join(map(str, p['flagged_frames'][:8]))}" if p["flagged"] else ""
         return f"  {span}  {what}{extra}"

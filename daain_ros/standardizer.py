@@ -3,9 +3,9 @@
 Dimensions that barely vary on the fit frames (a PReLU that is always zero at a sampled position) get a
 scale floor of 30 % of the median scale: with 1 % (enough against a division by zero) a later clean frame
 that moved such a dimension scored 10**5 out of fold, and on the detector protocol the floor raised the
-worst AUROCs (one key: vflip 0.985 -> 1.000, fog 0.910 -> 0.950). A full shrinkage whitening (Ledoit-Wolf) was measured too: it
-fits the 480 training samples so closely that clean validation frames score four times the training
-NLL, so the plain per-dimension scaling of the reference stays.
+worst AUROCs (one key: vflip 0.985 -> 1.000, fog 0.910 -> 0.950). A full shrinkage whitening
+(Ledoit-Wolf) was measured too: it fits the 480 training samples so closely that clean validation frames
+score four times the training NLL, so the plain per-dimension scaling of the reference stays.
 """
 
 import torch

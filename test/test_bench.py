@@ -114,6 +114,8 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
         for where, leaf in leaves.items():
             assert leaf["median_ms"] > 0 and leaf["p90_ms"] >= leaf["median_ms"], where
             assert 0 < leaf["peak_mb"] < parent_mb - 400, where
+            # the frames' own peak restarts after loading: at most the whole-life peak, at least the loaded RSS
+            assert 0 < leaf["loaded_mb"] <= leaf["frame_peak_mb"] <= leaf["peak_mb"], where
     for where, leaf in _leaves(result["daain"]):
         assert leaf["overhead"] == pytest.approx(leaf["median_ms"] / result["espnet"]["64x32"][where.split("/")[1]]
                                                  ["cpu"]["median_ms"])

@@ -1,9 +1,12 @@
 """Threshold calibration: out-of-fold scores of every fit frame, from detectors that never saw that frame."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from daain_ros.cli import main
 from daain_ros.default_assets import default_model_path
 from daain_ros.detector import FitConfig, calibrate, cross_fitted_scores, fit_detector
 from daain_ros.espnet import load_espnet
@@ -52,3 +55,12 @@ def test_fit_calibrates_on_all_fit_frames_out_of_fold_or_on_the_validation_frame
     assert calibration["frames"] == frames and calibration["threshold"] == float(detector.threshold)
     assert (f"{folds} folds" in calibration["method"]) == (folds >= 2)
     assert detector.metadata["fit"]["calibration_folds"] == folds
+
+
+def test_daain_fit_takes_the_number_of_calibration_folds(tmp_path):
+    out = tmp_path / "detector"
+    assert main(["fit", "--model", str(default_model_path()), "--data", "synthetic:3:20", "--dims", "200",
+                 "--augment", "1", "--blocks", "2", "--epochs", "2", "--calibration-folds", "4", "--key-seed", "1",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    calibration = json.loads((out / "detector.json").read_text())["calibration"]
+    assert calibration["frames"] == 20 and "4 folds" in calibration["method"]

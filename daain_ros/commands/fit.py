@@ -31,6 +31,9 @@ def register(sub):
     parser.add_argument("--augment", type=int, default=FitConfig.augment_copies,
                         help="jittered copies per fit frame")
     parser.add_argument("--target-fpr", type=float, default=FitConfig.target_fpr)
+    parser.add_argument("--calibration-folds", type=int, default=FitConfig.calibration_folds,
+                        help="threshold from out-of-fold scores of every fit frame over this many consecutive "
+                             "stretches (default 5); below 2: from the validation frames alone")
     parser.add_argument("--seed", type=int, default=0, help="seed of augmentation and flow training")
     parser.add_argument("--key-seed", type=int, default=None,
                         help="secret seed of the sampling key (default: drawn from the OS; never stored)")
@@ -43,7 +46,8 @@ def run(args):
     frames = [frame.image for spec in args.data for frame in open_source(spec, parse_frames(args.frames))]
     config = FitConfig(size=(args.width, args.height), target_dims=args.dims, radius=args.radius,
                        key_seed=args.key_seed, augment_copies=args.augment, head=args.head,
-                       target_fpr=args.target_fpr, seed=args.seed,
+                       target_fpr=args.target_fpr, calibration_folds=args.calibration_folds,
+                       seed=args.seed,
                        flow=FlowConfig(blocks=args.blocks, hidden=args.hidden, epochs=args.epochs, seed=args.seed))
     detector = fit_detector(model, frames, config)
     save_detector(detector, args.out, model)

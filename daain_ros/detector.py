@@ -35,6 +35,7 @@ class FitConfig:
     head: str = "nll"
     target_fpr: float = 0.01
     calibration_folds: int = 5
+    anomaly_kinds: tuple = ("noise", "color-jitter", "fgsm")  # what the supervised head learns from
     batch_size: int = 8
     seed: int = 0
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -99,23 +100,42 @@ def calibrate(scores, target_fpr):
     }
 
 
-def _train(key, config, flow_config, train, valid, progress):
-    """A detector trained on ``train`` activations (and early-stopped on ``valid``, unless None)."""
+def _train(key, config, flow_config, train, valid, progress, anomalous=None):
+    """A detector trained on ``train`` activations (and early-stopped on ``valid``, unless None); the
+    supervised head also learns from ``anomalous`` activations."""
     detector = DaainDetector(key, config.head, flow_config).to(train.device)
     detector.standardizer.fit(train)
     summary = fit_flow(detector.flow, detector.standardizer(train),
                        None if valid is None else detector.standardizer(valid), flow_config, progress)
+    detector.eval()
     with torch.no_grad():
-        detector.head.fit(negative_log_likelihood(detector.flow, detector.standardizer(train))[1])
-    return detector.eval(), summary
+        clean = negative_log_likelihood(detector.flow, detector.standardizer(train))
+        detector.head.fit(clean[1])
+        if config.head == "supervised":
+            detector.head.fit_supervised(clean, negative_log_likelihood(detector.flow,
+                                                                        detector.standardizer(anomalous)))
+    return detector, summary
 
 
-def cross_fitted_scores(key, config, activations, frames, epochs, progress=True):
+def generated_anomalies(monitor, model, frames_bgr, config, progress=True):
+    """Activations of each frame under each of ``config.anomaly_kinds`` (kind by kind), for the supervised head."""
+    from daain_ros.anomalies import perturb  # the generators, only when a supervised head is fitted
+
+    size = check_network_size(*config.size)
+    acts = [extract_activations(monitor, perturb(kind, frames_bgr, model=model, size=size, seed=config.seed),
+                                size, config.batch_size, progress, f"{kind} activations")[0]
+            for kind in config.anomaly_kinds]
+    return torch.cat(acts)
+
+
+def cross_fitted_scores(key, config, activations, frames, epochs, progress=True, anomalous=None):
     """Out-of-fold scores of the ``frames`` fit frames (activations: each frame, then its jittered copies).
 
     The frames are cut into ``config.calibration_folds`` consecutive stretches; each stretch is scored by
     a detector trained for ``epochs`` epochs on the others, so every fit frame gets a score from a
-    detector that never saw it nor its neighbours in time.
+    detector that never saw it nor its neighbours in time. ``anomalous`` (the supervised head's generated
+    anomalies, ``len(config.anomaly_kinds)`` blocks of one row per fit frame from the first on) loses the
+    rows made from the held-out stretch too.
     """
     rows = config.augment_copies + 1
     scores = np.empty(frames)
@@ -124,7 +144,12 @@ def cross_fitted_scores(key, config, activations, frames, epochs, progress=True)
         held = torch.zeros(frames, dtype=torch.bool, device=activations.device)
         held[torch.as_tensor(stretch, device=activations.device)] = True
         held = held.repeat_interleave(rows)
-        detector, _ = _train(key, config, replace(config.flow, epochs=epochs), activations[~held], None, False)
+        others = None
+        if anomalous is not None:
+            made_from = torch.arange(len(anomalous), device=anomalous.device) % (len(anomalous) // len(config.anomaly_kinds))
+            others = anomalous[~torch.isin(made_from, torch.as_tensor(stretch, device=anomalous.device))]
+        detector, _ = _train(key, config, replace(config.flow, epochs=epochs), activations[~held], None, False,
+                             others)
         with torch.no_grad():
             scores[stretch] = detector(activations[held][::rows]).double().cpu().numpy()
     return scores
@@ -155,12 +180,14 @@ def fit_detector(model, frames_bgr, config=FitConfig(), progress=True):
                                        size, config.batch_size, progress, "fit activations")
         valid, _ = extract_activations(monitor, augment(valid_frames, config.augment_copies, config.seed + 1),
                                        size, config.batch_size, progress, "validation activations")
+        anomalous = (generated_anomalies(monitor, model, train_frames, config, progress)
+                     if config.head == "supervised" else None)
     finally:
         monitor.remove()
-    detector, summary = _train(key, config, config.flow, train, valid, progress)
+    detector, summary = _train(key, config, config.flow, train, valid, progress, anomalous)
     if config.calibration_folds >= 2:
         scores = cross_fitted_scores(key, config, torch.cat([train, valid]), len(frames_bgr),
-                                     summary["best_epoch"] + 1, progress)
+                                     summary["best_epoch"] + 1, progress, anomalous)
         method = f"out-of-fold scores of the {len(frames_bgr)} fit frames, {config.calibration_folds} folds"
     else:
         with torch.no_grad():

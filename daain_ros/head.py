@@ -3,6 +3,10 @@
 ``nll`` is the flow's negative log-likelihood per dimension; ``znorm`` the mean squared latent; ``hbos``
 the histogram-based outlier score on z the reference uses, but summing log densities with a floor
 instead of pyod's min-max-capped probabilities, which saturate at 1.0 for every held-out frame.
+``supervised`` is a logistic regression (scikit-learn) on summaries of the flow's output (NLL, mean
+squared latent, largest latent, share of latents beyond 3, each standardised on clean frames, with their
+squares, so an input the flow finds too *likely* can count as anomalous too), trained to separate clean
+fit frames from generated anomalies of them; its score is the log-odds of "anomalous".
 """
 
 import torch
@@ -10,7 +14,8 @@ from torch import nn
 
 from daain_ros.errors import DaainError, NotFittedError
 
-HEAD_KINDS = ("nll", "znorm", "hbos")
+HEAD_KINDS = ("nll", "znorm", "hbos", "supervised")
+SUMMARIES = 4
 HBOS_BINS = 16
 HBOS_FLOOR = 1e-3
 
@@ -26,7 +31,12 @@ class ScoreHead(nn.Module):
         self.register_buffer("low", torch.zeros(dims))
         self.register_buffer("width", torch.ones(dims))
         self.register_buffer("log_density", torch.zeros(dims, HBOS_BINS + 2))
-        self.register_buffer("fitted", torch.tensor(kind != "hbos"))
+        if kind == "supervised":  # only then: the other heads' artifacts keep their layout
+            self.register_buffer("summary_mean", torch.zeros(SUMMARIES))
+            self.register_buffer("summary_scale", torch.ones(SUMMARIES))
+            self.register_buffer("weights", torch.zeros(2 * SUMMARIES))
+            self.register_buffer("bias", torch.zeros(()))
+        self.register_buffer("fitted", torch.tensor(kind not in ("hbos", "supervised")))
 
     @torch.no_grad()
     def fit(self, z):
@@ -43,6 +53,27 @@ class ScoreHead(nn.Module):
             self.fitted.fill_(True)
         return self
 
+    @torch.no_grad()
+    def fit_supervised(self, clean, anomalous):
+        """Fits the ``supervised`` head on (nll, z) pairs of clean and of anomalous activations; returns self."""
+        from sklearn.linear_model import LogisticRegression
+
+        clean_summary = _summaries(*clean)
+        self.summary_mean.copy_(clean_summary.mean(0))
+        self.summary_scale.copy_(clean_summary.std(0).clamp_min(1e-6))
+        features = torch.cat([self._features(clean_summary), self._features(_summaries(*anomalous))])
+        labels = [0] * len(clean[0]) + [1] * len(anomalous[0])
+        model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(features.cpu().double().numpy(),
+                                                                                labels)
+        self.weights.copy_(torch.as_tensor(model.coef_[0], dtype=self.weights.dtype))
+        self.bias.fill_(float(model.intercept_[0]))
+        self.fitted.fill_(True)
+        return self
+
+    def _features(self, summary):
+        standard = (summary - self.summary_mean) / self.summary_scale
+        return torch.cat([standard, standard ** 2], 1)
+
     def _bins(self, z):
         """Bin 0 and HBOS_BINS + 1 hold values below and above the training range."""
         return ((z - self.low) / self.width).floor().long().add(1).clamp(0, HBOS_BINS + 1)
@@ -54,4 +85,12 @@ class ScoreHead(nn.Module):
             return nll
         if self.kind == "znorm":
             return (z ** 2).mean(1)
+        if self.kind == "supervised":
+            return self._features(_summaries(nll, z)) @ self.weights + self.bias
         return -self.log_density.gather(1, self._bins(z).T).T.mean(1)
+
+
+def _summaries(nll, z):
+    """N x SUMMARIES: NLL, mean squared latent, largest absolute latent, share of latents beyond 3."""
+    magnitude = z.abs()
+    return torch.stack([nll, (z ** 2).mean(1), magnitude.amax(1), (magnitude > 3).float().mean(1)], 1)

@@ -226,7 +226,7 @@ def plot(path, records, labels, threshold):
     if finite.any():
         ax.set_ylim(bottom=min(0.0, float(scores[finite].min()), threshold))
     ax.set_ylabel("anomaly score (linear to the threshold, log above)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))  # beside the plot, never over it
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -20,6 +20,8 @@ from FrEIA.modules import AllInOneBlock
 from torch import nn
 from tqdm import tqdm
 
+from daain_ros.memory import release_freed_memory
+
 
 @dataclass(frozen=True)
 class FlowConfig:
@@ -90,6 +92,7 @@ def build_flow(dims, config=FlowConfig(), block=IndexPermutedBlock):
             for _ in range(config.blocks):
                 flow.append(block, subnet_constructor=_subnet(config.hidden),
                             affine_clamping=config.clamp, permute_soft=False)
+                release_freed_memory()  # FrEIA's dense permutation, dropped by IndexPermutedBlock
     finally:
         np.random.set_state(state)
     return flow

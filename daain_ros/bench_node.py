@@ -10,9 +10,7 @@ time from those diagnostics, the rest is DDS and this client. Imports rclpy: onl
 """
 
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,20 +32,13 @@ from std_msgs.msg import Bool  # noqa: E402
 
 from daain_ros.errors import DaainError  # noqa: E402
 from daain_ros.image_codec import encode_image  # noqa: E402
+from daain_ros.processes import node_command, stop_process  # noqa: E402
 
 TOPIC = "/daain_bench/image"
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
-
-
-def node_executable():
-    path = Path(sys.executable).with_name("detector_node")
-    found = str(path) if path.is_file() else shutil.which("detector_node")
-    if found is None:
-        raise DaainError("detector_node is not installed beside this Python: install the package (make setup)")
-    return found
 
 
 def proc_status_mb(pid, field):
@@ -63,11 +54,8 @@ class NodeUnderTest:
 
     def __init__(self, model, detector, device, threads, log_dir):
         self.log_path = Path(log_dir) / "detector_node.log"
-        params = {"model_path": model, "detector_path": detector, "device": device,
-                  "stale_timeout": STALE_TIMEOUT_S}
-        args = [node_executable(), "--ros-args", "-r", f"image:={TOPIC}"]
-        for name, value in params.items():
-            args += ["-p", f"{name}:={value}"]
+        args = node_command(TOPIC, model_path=model, detector_path=detector, device=device,
+                            stale_timeout=STALE_TIMEOUT_S)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
         self._log = open(self.log_path, "w")
@@ -77,13 +65,7 @@ class NodeUnderTest:
         return " | ".join(self.log_path.read_text().strip().splitlines()[-lines:])
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT, as Ctrl-C or ros2 launch
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 

@@ -16,9 +16,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from daain_ros import bag_make
 from daain_ros.bag_labels import read_labels
 from daain_ros.default_assets import DEFAULT_DIR, default_model_path
 from daain_ros.errors import DaainError, DataSourceError, DetectorFileError
+from daain_ros.processes import console_script, node_command, stop_process
 from daain_ros.sources import open_source, parse_frames
 
 DEFAULT_DETECTOR_DIR = DEFAULT_DIR / "detector"
@@ -45,7 +44,6 @@ RECORDING = "subscribed to every topic"  # what ``daain bag record`` prints (std
 #: Played frames per second: what a loaded 2-core CPU judges without dropping (see ``play_rate``).
 MAX_RATE_HZ, MIN_RATE_HZ = 8.0, 1.0
 NODE_START_S = 180.0  # loading, warm-up and DDS discovery; a CUDA start-up or a busy machine takes a while
-STOP_S = 15.0
 DOMAIN_IDS = (150, 230)  # the demo's default ROS_DOMAIN_ID range, away from 0 and the test suite's 100-199
 OUTPUTS = ("drive", "recorded", "ros_log", "node.log", "record.log", "play.log", "report.md", "summary.json",
            "scores.png", "overlay.png")
@@ -147,37 +145,13 @@ def ros_environment(out, environ=os.environ):
     return env
 
 
-def _command(script, module):
-    """A console script beside this interpreter (the venv), else ``python -m module``."""
-    path = Path(sys.executable).with_name(script)
-    return [str(path)] if path.is_file() else [sys.executable, "-m", module]
-
-
-def node_command(model, detector, device):
-    return [*_command("detector_node", "daain_ros.node"), "--ros-args", "-r", f"image:={CAMERA_TOPIC}",
-            "-p", f"model_path:={model}", "-p", f"detector_path:={detector}", "-p", f"device:={device}",
-            "-p", "image_reliability:=reliable"]
-
-
 def record_command(bag):
-    return [*_command("daain", "daain_ros.cli"), "bag", "record", str(bag), "--topics", *OUTPUT_TOPICS]
+    return [*console_script("daain", "daain_ros.cli"), "bag", "record", str(bag), "--topics", *OUTPUT_TOPICS]
 
 
 def play_command(bag, speed):
-    return [*_command("daain", "daain_ros.cli"), "bag", "play", str(bag), "--rate", f"{speed:.6g}",
+    return [*console_script("daain", "daain_ros.cli"), "bag", "play", str(bag), "--rate", f"{speed:.6g}",
             "--wait-for-subscribers", "1", "--delay", "1.0"]
-
-
-def stop_process(process, timeout=STOP_S):
-    """SIGINT, as Ctrl-C or ros2 launch would, then SIGKILL after ``timeout`` s; the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 class Children:
@@ -248,7 +222,8 @@ def play_and_record(out, bag, speed, model, detector, config, grace_s, play_s):
     """Node, recorder and player in their own processes; returns the recorder's summary."""
     recorded = out / "recorded"
     with Children(ros_environment(out)) as children:
-        node = children.start(node_command(model, detector, config.device), out / "node.log")
+        node = children.start(node_command(CAMERA_TOPIC, model_path=model, detector_path=detector,
+                                           device=config.device, image_reliability="reliable"), out / "node.log")
         recorder = children.start(record_command(recorded), out / "record.log")
         watched = {"detector_node": (node, out / "node.log"), "daain bag record": (recorder, out / "record.log")}
         _wait_until_recording(out / "record.log", watched, time.monotonic() + NODE_START_S)

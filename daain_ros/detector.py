@@ -145,8 +145,9 @@ def cross_fitted_scores(key, config, activations, frames, epochs, progress=True,
         held[torch.as_tensor(stretch, device=activations.device)] = True
         held = held.repeat_interleave(rows)
         others = None
-        if anomalous is not None:
-            made_from = torch.arange(len(anomalous), device=anomalous.device) % (len(anomalous) // len(config.anomaly_kinds))
+        if anomalous is not None:  # one block of the training frames per kind: row i made from frame i % block
+            block = len(anomalous) // len(config.anomaly_kinds)
+            made_from = torch.arange(len(anomalous), device=anomalous.device) % block
             others = anomalous[~torch.isin(made_from, torch.as_tensor(stretch, device=anomalous.device))]
         detector, _ = _train(key, config, replace(config.flow, epochs=epochs), activations[~held], None, False,
                              others)

@@ -6,7 +6,6 @@ only in bounded ``spin_once`` loops.
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
-from daain_ros.demo import stop_process  # noqa: E402
+from daain_ros import processes  # noqa: E402
 from daain_ros.image_codec import encode_image  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"
@@ -37,13 +36,8 @@ LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
 def node_command(*ros_args, **params):
-    """``detector_node --ros-args`` with ``-p name:=value`` per parameter and the image topic remapped."""
-    executable = Path(sys.executable).with_name("detector_node")
-    args = [str(executable), "--ros-args", "-r", f"image:={TOPIC}", "-r", f"image/compressed:={TOPIC}/compressed",
-            *ros_args]
-    for name, value in params.items():
-        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
-    return args
+    """``detector_node`` on the test topics (raw and compressed) with ``-p name:=value`` per parameter."""
+    return processes.node_command(TOPIC, "-r", f"image/compressed:={TOPIC}/compressed", *ros_args, **params)
 
 
 def start_node(log_path, **params):
@@ -51,9 +45,7 @@ def start_node(log_path, **params):
     return subprocess.Popen(node_command(**params), stdout=log, stderr=subprocess.STDOUT)
 
 
-def stop_node(process, timeout=15.0):
-    """SIGINT, as Ctrl-C or ros2 launch would; the exit code (killed after ``timeout`` s)."""
-    return stop_process(process, timeout)
+stop_node = processes.stop_process
 
 
 def rss_mb(pid):

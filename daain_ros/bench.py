@@ -23,7 +23,7 @@ import torch
 from daain_ros.artifact import load_detector, read_metadata, save_detector
 from daain_ros.bench_variants import (DaainStep, EspnetStep, available_mb, bench_frames, reference_estimate_mb,
                                       summary, time_interleaved)
-from daain_ros.detector import DaainDetector
+from daain_ros.detector import DaainDetector, FitConfig
 from daain_ros.errors import DaainError
 from daain_ros.espnet import load_espnet
 from daain_ros.flow import FlowConfig
@@ -138,7 +138,7 @@ def fresh_detector(model, size, template=None, dims=FRESH_DIMS):
     names = [layer.name for layer in template.key.layers] if template is not None else None
     dims = template.key.dims if template is not None else dims
     flow = template.flow_config if template is not None else FlowConfig()
-    head = template.head.kind if template is not None else "nll"
+    head = template.head.kind if template is not None else FitConfig.head
     key = SamplingKey.generate(probe_layers(model, size, names), size, KEY_SEED, target_dims=dims)
     detector = DaainDetector(key, head, flow)
     if head == "hbos":

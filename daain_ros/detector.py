@@ -32,7 +32,7 @@ class FitConfig:
     key_seed: int = None
     augment_copies: int = 3
     valid_fraction: float = 0.2
-    head: str = "nll"
+    head: str = "cauchy"
     target_fpr: float = 0.01
     calibration_folds: int = 5
     anomaly_kinds: tuple = ("noise", "color-jitter", "fgsm")  # what the supervised head learns from

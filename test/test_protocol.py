@@ -8,19 +8,23 @@ from daain_ros.detector import FitConfig, fit_detector
 from daain_ros.evaluation import at_network_size
 from daain_ros.metrics import auroc, flag_rate
 from daain_ros.pipeline import Pipeline
+from daain_ros.sources import open_source
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def held_out_scores(p2q8, drive_frames):
-    """The protocol's fit (frames 0-149, default settings, a fixed key); held-out 150-220, every 5th."""
-    pipeline = Pipeline(p2q8, fit_detector(p2q8, drive_frames[0:150], FitConfig(key_seed=5), progress=False))
+def held_out_scores(p2q8, drive_frames, footage_dir):
+    """The protocol's fit (frames 0-149, default settings) with key 2, whose Gaussian NLL ranked one
+    udacity still above every flipped and noisy frame; held-out: frames 150-220 and the stills."""
+    pipeline = Pipeline(p2q8, fit_detector(p2q8, drive_frames[0:150], FitConfig(key_seed=2), progress=False))
     try:
-        clean = at_network_size(drive_frames[150:221:5], pipeline.size)
+        stills = [frame.image for frame in open_source(str(footage_dir / "udacity_p1"))]
+        clean = at_network_size(drive_frames[150:221] + stills, pipeline.size)
         rng = np.random.default_rng(0)
         sets = {"clean": clean, "vflip": [np.ascontiguousarray(im[::-1]) for im in clean],
-                "noise08": [gaussian_noise(im, 0.08, rng) for im in clean]}
+                "noise08": [gaussian_noise(im, 0.08, rng) for im in clean],
+                "noise03": [gaussian_noise(im, 0.03, rng) for im in clean]}
         scores = {name: np.array([r.score for r in pipeline.process(images)]) for name, images in sets.items()}
     finally:
         pipeline.close()
@@ -28,13 +32,13 @@ def held_out_scores(p2q8, drive_frames):
 
 
 def test_few_held_out_clean_frames_are_flagged(held_out_scores):
-    # a threshold from the 30 validation frames alone flagged 43 % of held-out frames with this key
+    # a threshold from the 30 validation frames alone flagged 60 % of held-out frames with this key
     scores, threshold = held_out_scores
     assert flag_rate(scores["clean"], threshold) <= 0.1
 
 
-@pytest.mark.parametrize("kind", ["vflip", "noise08"])
-def test_anomalies_are_separated_and_flagged(held_out_scores, kind):
+@pytest.mark.parametrize(("kind", "goal"), [("vflip", 0.99), ("noise08", 0.98), ("noise03", 0.95)])
+def test_anomalies_are_separated_and_flagged(held_out_scores, kind, goal):
     scores, threshold = held_out_scores
-    assert auroc(scores["clean"], scores[kind]) >= 0.95
+    assert auroc(scores["clean"], scores[kind]) >= goal
     assert flag_rate(scores[kind], threshold) >= 0.8

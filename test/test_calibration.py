@@ -28,8 +28,9 @@ def test_each_stretch_is_scored_by_a_detector_trained_without_it():
     acts[:20] += 6.0  # the first stretch (frames 0-9, rows 0-19) lies far from the others
     scores = cross_fitted_scores(key, CONFIG, acts, frames, epochs=3, progress=False)
     assert scores.shape == (frames,) and np.isfinite(scores).all()
-    # trained on frames 10-29 only, the first stretch's detector finds frames 0-9 far out
-    assert scores[:10].min() > 10 * np.median(scores[10:])
+    # trained on frames 10-29 only, the first stretch's detector finds frames 0-9 far out (a detector that
+    # had seen them would standardise the shift away: every frame within about 1.3 of the mean)
+    assert scores[:10].min() > 2 * scores[10:].max()
     assert np.array_equal(scores, cross_fitted_scores(key, CONFIG, acts, frames, epochs=3, progress=False))
 
 

@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from daain_ros.bag_labels import LABELS_FILE, read_labels
-from daain_ros.bagio import COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, BagWriter, bag_topics, read_messages
+from daain_ros.bagio import (COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, BagWriter, bag_topics, header_stamp_ns,
+                             read_messages)
 from daain_ros.debounce import KOfN
 from daain_ros.errors import DaainError, DataSourceError, ImageError
 from daain_ros.image_codec import decode_compressed_msg, decode_image_msg
@@ -68,8 +69,8 @@ class BagFrame:
 
 
 def _stamp_ns(msg, log_ns):
-    stamp = getattr(getattr(msg, "header", None), "stamp", None)
-    return log_ns if stamp is None else stamp.sec * 1_000_000_000 + stamp.nanosec
+    header = getattr(msg, "header", None)
+    return log_ns if header is None else header_stamp_ns(header)
 
 
 def bag_frames(path, topic):

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from daain_ros.bag_dds import POLL_S, StopSignals, dds_node, message_class
 from daain_ros.bagio import BagWriter, typestore
 from daain_ros.errors import DaainError, DataSourceError
+from daain_ros.processes import ALL_SUBSCRIBED
 
 DEPTH = 50
 DISCOVERY_PERIOD_S = 0.1
-ALL_SUBSCRIBED = "daain bag record: subscribed to every topic"  # stderr; daain demo waits for it
 _RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 
 

@@ -39,7 +39,7 @@ def _header(stamp_ns, frame_id):
                                         frame_id=frame_id)
 
 
-def _stamp_ns(header):
+def header_stamp_ns(header):
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
@@ -212,7 +212,7 @@ def read_images(path, topic, frames=None):
         try:
             image = _DECODERS[msg.__msgtype__](msg)
         except ImageError as exc:
-            yield BagImage(index, log_ns, _stamp_ns(msg.header),
+            yield BagImage(index, log_ns, header_stamp_ns(msg.header),
                            error=ImageError(f"{path}: {topic} frame {index}: {exc}"))
             continue
-        yield BagImage(index, log_ns, _stamp_ns(msg.header), image=image)
+        yield BagImage(index, log_ns, header_stamp_ns(msg.header), image=image)

@@ -133,16 +133,16 @@ def _git_commit():
 
 
 def fresh_detector(model, size, template=None, dims=FRESH_DIMS):
-    """A valid unfitted detector at ``size``: a seeded key over ``template``'s layers and dims (else every
-    leaf layer and ``dims``), its flow architecture and head (an ``hbos`` head fitted on N(0, 1))."""
-    names = [layer.name for layer in template.key.layers] if template is not None else None
-    dims = template.key.dims if template is not None else dims
-    flow = template.flow_config if template is not None else FlowConfig()
-    head = template.head.kind if template is not None else FitConfig.head
-    key = SamplingKey.generate(probe_layers(model, size, names), size, KEY_SEED, target_dims=dims)
-    detector = DaainDetector(key, head, flow)
-    if head == "hbos":
-        detector.head.fit(torch.randn(256, dims, generator=torch.Generator().manual_seed(KEY_SEED)))
+    """A valid unfitted detector at ``size``: a seeded key over ``template``'s layers and dims, its flow
+    architecture and its fitted head (the head reads only the flow's output, so it carries over to any
+    size); without a template, every leaf layer, ``dims`` and the default flow and head."""
+    if template is None:
+        key = SamplingKey.generate(probe_layers(model, size), size, KEY_SEED, target_dims=dims)
+        return DaainDetector(key, FitConfig.head, FlowConfig()).eval()
+    names = [layer.name for layer in template.key.layers]
+    key = SamplingKey.generate(probe_layers(model, size, names), size, KEY_SEED, target_dims=template.key.dims)
+    detector = DaainDetector(key, template.head.kind, template.flow_config)
+    detector.head.load_state_dict(template.head.state_dict())
     return detector.eval()
 
 

@@ -32,6 +32,7 @@ from std_msgs.msg import Bool  # noqa: E402
 
 from daain_ros.errors import DaainError  # noqa: E402
 from daain_ros.image_codec import encode_image  # noqa: E402
+from daain_ros.memory import process_status_mb  # noqa: E402
 from daain_ros.processes import node_command, stop_process  # noqa: E402
 
 TOPIC = "/daain_bench/image"
@@ -39,14 +40,6 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
-
-
-def proc_status_mb(pid, field):
-    """VmRSS or VmHWM of a process in MB, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 class NodeUnderTest:
@@ -215,17 +208,17 @@ def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
             lat = {**ms_summary(seconds), "node_internal_median_ms": inside_median_ms(client, stamps)}
             drain = max(2.0, 10 * lat["median_ms"] / 1e3)
             best, trials = sweep(client, 0.7 * 1e3 / lat["median_ms"], rate_s, drain, max_trials)
-            rss_start = proc_status_mb(node.process.pid, "VmRSS")
+            rss_start = process_status_mb("VmRSS", node.process.pid)
             counters_before = dict(client.counters)
             at30, seconds = run_at_rate(client, 30, at30_s, drain)
             half = len(seconds) // 2
             at30.update(ms_summary(seconds), latency_first_half_ms=ms_summary(seconds[:half])["median_ms"],
                         latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
                         dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
-                        rss_start_mb=rss_start, rss_end_mb=proc_status_mb(node.process.pid, "VmRSS"))
+                        rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", node.process.pid))
             result.update(lat, latency=lat, max_rate_hz=best, sweep=trials, sweep_seconds_per_rate=rate_s,
                           sweep_capped=len(trials) >= max_trials, at_30hz=at30,
-                          peak_mb=proc_status_mb(node.process.pid, "VmHWM"))
+                          peak_mb=process_status_mb("VmHWM", node.process.pid))
             return result
         finally:
             client.close()

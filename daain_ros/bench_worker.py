@@ -19,6 +19,7 @@ from daain_ros.detector import FitConfig, fit_detector
 from daain_ros.device import resolve_device
 from daain_ros.espnet import load_espnet
 from daain_ros.flow import FlowConfig
+from daain_ros.memory import process_status_mb
 from daain_ros.pipeline import Pipeline
 
 
@@ -28,22 +29,8 @@ def peak_rss_mb():
     VmHWM, not ``ru_maxrss``: across ``exec`` Linux carries the parent's peak into ``ru_maxrss``, so a
     child started by a 900 MB benchmark process would report at least 900 MB.
     """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mb():
-    """This process's resident set now, in MB (None off Linux)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return None
+    peak = process_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def reset_peak_rss():
@@ -73,7 +60,7 @@ def memory(spec):
     frames, _ = bench_frames(batch * (spec["warmup"] + spec["iterations"]), spec["size"])
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     base_mb = peak_rss_mb()
-    loaded_mb = rss_mb() if reset_peak_rss() else None  # from here the peak is the frames' own
+    loaded_mb = process_status_mb("VmRSS") if reset_peak_rss() else None  # from here the peak is the frames' own
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

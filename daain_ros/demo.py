@@ -25,7 +25,7 @@ from daain_ros import bag_make
 from daain_ros.bag_labels import read_labels
 from daain_ros.default_assets import DEFAULT_DIR, default_model_path
 from daain_ros.errors import DaainError, DataSourceError, DetectorFileError
-from daain_ros.processes import console_script, node_command, stop_process
+from daain_ros.processes import ALL_SUBSCRIBED, console_script, node_command, stop_process
 from daain_ros.sources import open_source, parse_frames
 
 DEFAULT_DETECTOR_DIR = DEFAULT_DIR / "detector"
@@ -40,7 +40,6 @@ DEFAULT_KINDS = ("fog", "noise", "vflip", "pgd")
 DEMO_EPS = 8 / 255
 CAMERA_TOPIC = bag_make.DEFAULT_TOPIC
 OUTPUT_TOPICS = ("/daain/anomaly", "/daain/score", "/daain/segmentation", "/diagnostics")
-RECORDING = "subscribed to every topic"  # what ``daain bag record`` prints (stderr) once it records them all
 #: Played frames per second: what a loaded 2-core CPU judges without dropping (see ``play_rate``).
 MAX_RATE_HZ, MIN_RATE_HZ = 8.0, 1.0
 NODE_START_S = 180.0  # loading, warm-up and DDS discovery; a CUDA start-up or a busy machine takes a while
@@ -85,14 +84,13 @@ def resolve_assets(config):
 
 
 def drive_spec(config):
-    """The data source spec and frame range ``A:B`` of the drive (at most ``DEMO_FRAMES`` frames)."""
+    """The drive's data source spec, its first frame and its frame count (at most ``DEMO_FRAMES``)."""
     wanted = QUICK_FRAMES if config.quick else DEMO_FRAMES
     if config.data is None:
-        return DEMO_STREET, f"{DEMO_FIRST}:{DEMO_FIRST + wanted}"
+        return DEMO_STREET, DEMO_FIRST, wanted
     source = open_source(config.data, parse_frames(config.frames))
-    first = source.frames.start or 0
     total = source.total if source.total is not None else sum(1 for _ in source)
-    return config.data, f"{first}:{first + min(total, wanted)}"
+    return config.data, source.frames.start or 0, min(total, wanted)
 
 
 def plan_segments(first, count, kinds):
@@ -114,10 +112,9 @@ def make_drive(path, spec, frames, segments, model, config, size):
     """Writes the drive bag with ``daain bag from-video``'s code, reading any source spec."""
     parser = argparse.ArgumentParser(prog="daain demo")
     bag_make.register(parser.add_subparsers(dest="bag_command"))
-    argv = ["from-video", spec, str(path), "--model", str(model), "--seed", str(config.seed),
+    argv = ["from-video", spec, str(path), "--frames", frames, "--model", str(model), "--seed", str(config.seed),
             "--eps", repr(config.eps), "--device", config.device, "--width", str(size[0]), "--height", str(size[1])]
     argv += [option for segment in segments for option in ("--inject", segment)]
-    argv += ["--frames", frames] if frames else []
     args = parser.parse_args(argv)
     args.open_frames = open_source  # any source: synthetic:..., a video, a folder, a bag
     with contextlib.redirect_stdout(io.StringIO()):
@@ -210,7 +207,7 @@ def _watch(player, others, deadline):
 
 def _wait_until_recording(log, others, deadline):
     """Waits until the recorder has subscribed to every output of the node, so no verdict is lost."""
-    while RECORDING not in Path(log).read_text(errors="replace"):
+    while ALL_SUBSCRIBED not in Path(log).read_text(errors="replace"):
         _check_children(others)
         if time.monotonic() > deadline:
             raise DaainError(f"detector_node's outputs did not appear in {NODE_START_S:.0f} s "
@@ -263,11 +260,10 @@ def run_demo(config, echo=print):
     clear_outputs(out)
     model, detector = resolve_assets(config)
     pipeline = Pipeline.load(model, detector, config.device)  # refuses a mismatched pair before anything runs
-    spec, frames = drive_spec(config)
-    source = open_source(spec, parse_frames(frames))
-    first = source.frames.start or 0
-    segments = plan_segments(first, source.total, config.kinds)
-    echo(f"demo: making the drive {spec}{f' frames {frames}' if frames else ''} with {', '.join(segments)}")
+    spec, first, count = drive_spec(config)
+    frames = f"{first}:{first + count}"
+    segments = plan_segments(first, count, config.kinds)
+    echo(f"demo: making the drive {spec} frames {frames} with {', '.join(segments)}")
     labels = make_drive(out / "drive", spec, frames, segments, model, config, pipeline.size)
     first_image = next(iter(open_source(str(out / "drive")))).image
     rate_hz, per_frame = (config.rate_hz, None) if config.rate_hz else play_rate(pipeline, first_image)

@@ -15,7 +15,7 @@ import numpy as np
 
 from daain_ros.bag_labels import read_labels
 from daain_ros.bag_report import FrameRecords, kind_metrics, plot
-from daain_ros.bagio import read_messages
+from daain_ros.bagio import header_stamp_ns, read_messages
 from daain_ros.cityscapes import overlay
 from daain_ros.errors import DataSourceError
 from daain_ros.image_codec import decode_image_msg
@@ -33,15 +33,11 @@ class Verdict:
     latency_ms: float
 
 
-def _stamp_ns(stamp):
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
 def node_verdicts(recorded):
     """``{frame stamp ns: Verdict}`` from the recorded ``/diagnostics``."""
     verdicts = {}
     for _, _, msg in read_messages(recorded, "/diagnostics"):
-        stamp = _stamp_ns(msg.header.stamp)
+        stamp = header_stamp_ns(msg.header)
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
             sec, _, nsec = values.get("frame stamp", "none").partition(".")
@@ -133,12 +129,12 @@ def _frame_images(drive, recorded, labels, stamps):
     """Input images (from the drive bag) and node segmentations (recorded) of the frames stamped ``stamps``."""
     images = {}
     for _, _, msg in read_messages(drive, labels.topic):
-        if _stamp_ns(msg.header.stamp) in stamps:
-            images[_stamp_ns(msg.header.stamp)] = decode_image_msg(msg)
+        if header_stamp_ns(msg.header) in stamps:
+            images[header_stamp_ns(msg.header)] = decode_image_msg(msg)
     segmentation = {}
     for _, _, msg in read_messages(recorded, "/daain/segmentation"):
-        if _stamp_ns(msg.header.stamp) in stamps:
-            segmentation[_stamp_ns(msg.header.stamp)] = decode_image_msg(msg)[..., 0]
+        if header_stamp_ns(msg.header) in stamps:
+            segmentation[header_stamp_ns(msg.header)] = decode_image_msg(msg)[..., 0]
     return images, segmentation
 
 
@@ -155,7 +151,7 @@ def _middle_judged(part, labels, verdicts):
 def write_overlay(path, drive, recorded, labels, parts, verdicts):
     """Rows of (camera frame | the node's segmentation over it): a clean frame and one per segment."""
     clean = [p for p in parts if p["kind"] == "clean"]
-    chosen = [p for p in clean[:1] + [p for p in parts if p["kind"] != "clean"]]
+    chosen = clean[:1] + [p for p in parts if p["kind"] != "clean"]
     picks = [(p["kind"], *pick) for p in chosen if (pick := _middle_judged(p, labels, verdicts))]
     images, segmentation = _frame_images(drive, recorded, labels, {stamp for _, _, stamp in picks})
     rows = []

@@ -93,7 +93,8 @@ class ScoreHead(nn.Module):
         if self.kind == "nll":
             return nll
         if self.kind == "cauchy":  # the Gaussian NLL with each 0.5 z**2 swapped for log(1 + z**2)
-            return nll + (torch.log1p(z ** 2) - 0.5 * z ** 2).mean(1) + CAUCHY_OFFSET
+            squared = z ** 2
+            return nll + (torch.log1p(squared) - 0.5 * squared).mean(1) + CAUCHY_OFFSET
         if self.kind == "znorm":
             return (z ** 2).mean(1)
         if self.kind == "supervised":

@@ -1,4 +1,4 @@
-"""Returning freed heap memory to the operating system.
+"""Process memory: reading a process's resident set, and returning freed heap memory to the system.
 
 FrEIA builds every ``AllInOneBlock`` with dense D x D permutation matrices (64 MB at 2,000 dimensions)
 that the flow drops at once (``flow.IndexPermutedBlock``). glibc keeps such freed blocks in the
@@ -8,6 +8,7 @@ block keeps the resident set within 8 MB of what the flow holds.
 
 import ctypes
 import ctypes.util
+from pathlib import Path
 
 _LIBC = ctypes.util.find_library("c")
 
@@ -19,3 +20,16 @@ def release_freed_memory():
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl) or no C library found
         return False
     return bool(trim(0))
+
+
+def process_status_mb(field, pid="self"):
+    """``VmRSS`` (resident now), ``VmHWM`` (peak resident) or another kB field of ``/proc/PID/status``, in
+    MB; None where /proc has no such process or field (off Linux)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None

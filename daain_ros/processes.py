@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 STOP_S = 15.0
+#: What ``daain bag record`` prints on stderr once it records every topic it was given (``daain demo`` waits
+#: for it before playing, so no verdict is lost).
+ALL_SUBSCRIBED = "daain bag record: subscribed to every topic"
 
 
 def console_script(script, module):

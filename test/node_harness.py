@@ -27,6 +27,7 @@ from std_msgs.msg import Bool, Float32  # noqa: E402
 
 from daain_ros import processes  # noqa: E402
 from daain_ros.image_codec import encode_image  # noqa: E402
+from daain_ros.memory import process_status_mb  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"
 NODE = "/detector_node"
@@ -50,10 +51,9 @@ stop_node = processes.stop_process
 
 def rss_mb(pid):
     """Resident memory of a process in MB, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    rss = process_status_mb("VmRSS", pid)
+    assert rss is not None, f"no VmRSS for pid {pid}"
+    return rss
 
 
 def stamp_text(stamp):

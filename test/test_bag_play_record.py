@@ -18,8 +18,9 @@ from node_harness import TOPIC, Client, start_node, stop_node
 from daain_ros import anomalies
 from daain_ros.bag_labels import BagLabels, Segment, write_labels
 from daain_ros.bag_make import EPOCH_NS
-from daain_ros.bagio import IMAGE, BagWriter, _header, bag_topics, read_messages, typestore
+from daain_ros.bagio import IMAGE, BagWriter, _header, bag_topics, header_stamp_ns, read_messages, typestore
 from daain_ros.cli import main
+from daain_ros.demo_report import node_verdicts
 from daain_ros.health import format_stamp
 from daain_ros.sources import stamp_at
 
@@ -59,10 +60,6 @@ def mixed_bag(tmp_path):
     return path
 
 
-def header_ns(msg):
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
 def serialized(bag, topic):
     """``(log ns, CDR bytes)`` of each message of ``topic``."""
     return [(log_ns, bytes(typestore().serialize_cdr(msg, msg.__msgtype__)))
@@ -94,8 +91,8 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
         "/diagnostics": (DIAGNOSTICS, 4)}
     for source, target in zip(["/cam", "/cam/compressed", "/flag", "/score", "/diagnostics"], topics):
         assert [raw for _, raw in serialized(out, target)] == [raw for _, raw in serialized(mixed_bag, source)]
-    assert [header_ns(msg) for _, _, msg in read_messages(out, "/cam")] == [EPOCH_NS + i * 500_000_000
-                                                                            for i in range(4)]
+    stamps = [header_stamp_ns(msg.header) for _, _, msg in read_messages(out, "/cam")]
+    assert stamps == [EPOCH_NS + i * 500_000_000 for i in range(4)]
     received = [log_ns for log_ns, _ in serialized(out, "/cam")]
     # played at 3x, the frames leave 1.5 s / 3 apart in all; a player that ignored the timing takes ms
     assert (received[-1] - received[0]) / 1e9 > 0.3
@@ -164,19 +161,6 @@ def drive_bag(tmp_path, drive_frames):
     return path
 
 
-def node_verdicts(bag):
-    """``{frame stamp ns: (flag, score)}`` from the first diagnostic the node published for each frame."""
-    verdicts = {}
-    for _, _, msg in read_messages(bag, "/diagnostics"):
-        for status in msg.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if values.get("frame stamp", "none") != "none" and status.level != 3:  # 3: STALE
-                sec, nsec = values["frame stamp"].split(".")
-                verdicts.setdefault(int(sec) * 10**9 + int(nsec), (values["anomaly"] == "true",
-                                                                   float(values["score"])))
-    return verdicts
-
-
 @pytest.mark.slow
 def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tmp_path, espnet_dir,
                                                                    fitted_detector):
@@ -212,10 +196,10 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     live = node_verdicts(out)
     # the node judges the newest frame and may skip some; the first and the last it always judges
     assert {_stamp(FIRST), _stamp(FIRST + COUNT - 1)} <= set(live) <= set(offline)
-    for stamp, (flag, score) in live.items():
-        assert flag == bool(int(offline[stamp]["debounced_flag"])), (stamp, flag, offline[stamp])
-        assert score == pytest.approx(float(offline[stamp]["score"]), rel=1e-4, abs=1e-4)
-    assert {flag for flag, _ in live.values()} == {False, True}
-    segmented = [header_ns(msg) for _, _, msg in read_messages(out, "/daain/segmentation")]
+    for stamp, verdict in live.items():
+        assert verdict.flag == bool(int(offline[stamp]["debounced_flag"])), (stamp, verdict, offline[stamp])
+        assert verdict.score == pytest.approx(float(offline[stamp]["score"]), rel=1e-4, abs=1e-4)
+    assert {verdict.flag for verdict in live.values()} == {False, True}
+    segmented = [header_stamp_ns(msg.header) for _, _, msg in read_messages(out, "/daain/segmentation")]
     assert sorted(segmented) == sorted(live)
     assert [log for log, _ in serialized(out, TOPIC)] and len(serialized(out, TOPIC)) == COUNT

@@ -12,6 +12,7 @@ from daain_ros.bench import fresh_detector, parse_sizes
 from daain_ros.bench_variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, reference_estimate_mb
 from daain_ros.errors import DaainError
 from daain_ros.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
+from daain_ros.head import ScoreHead
 from daain_ros.pipeline import Pipeline
 
 SIZE = (64, 32)
@@ -54,6 +55,18 @@ def test_fresh_detector_is_seeded_and_has_the_asked_dims():
     first, second = fresh_detector(model, SIZE, dims=300), fresh_detector(model, SIZE, dims=300)
     assert first.key.dims == 300
     np.testing.assert_array_equal(first.key.indices, second.key.indices)
+
+
+def test_fresh_detector_at_another_size_keeps_the_templates_fitted_head():
+    """A template with a head that must be fitted (hbos): the fresh detector scores with the template's head."""
+    model = _random_model()
+    template = fresh_detector(model, SIZE, dims=300)
+    template.head = ScoreHead("hbos", 300).fit(torch.randn(64, 300, generator=torch.Generator().manual_seed(1)))
+    fresh = fresh_detector(model, (128, 64), template)
+    assert fresh.key.size == (128, 64) and fresh.key.dims == 300 and fresh.head.kind == "hbos"
+    assert torch.equal(fresh.head.log_density, template.head.log_density)
+    with torch.no_grad():
+        assert torch.isfinite(fresh(torch.randn(2, 300))).all()
 
 
 def test_reference_estimate_matches_the_measured_space():

@@ -16,8 +16,8 @@ from daain_ros import anomalies
 from daain_ros.bag_labels import BagLabels, Segment
 from daain_ros.cli import main
 from daain_ros.default_assets import default_model_path
-from daain_ros.demo import (DEMO_SEED, Children, _watch, default_detector_path, plan_segments,
-                            ros_environment)
+from daain_ros.demo import (DEMO_FIRST, DEMO_SEED, DEMO_STREET, QUICK_FRAMES, Children, DemoConfig, _watch,
+                            default_detector_path, drive_spec, plan_segments, ros_environment)
 from daain_ros.demo_report import Verdict, drive_parts, summarize_parts
 from daain_ros.errors import DaainError, DataSourceError
 from daain_ros.metrics import auroc
@@ -72,11 +72,18 @@ def test_default_detector_separates_generated_anomalies_from_clean_frames(defaul
     assert np.mean(clean_scores > default_pipeline.threshold) <= 0.1
     for kind in ("fog", "noise", "vflip"):
         scores = _scores(default_pipeline, anomalies.perturb(kind, clean[::2], seed=11))
-        assert auroc(clean_scores, scores) >= 0.93, kind  # measured: fog 0.968, noise 0.978, vflip 0.991
+        assert auroc(clean_scores, scores) >= 0.93, kind  # measured: fog 0.965, noise 0.950, vflip 0.979
         assert np.mean(scores > default_pipeline.threshold) >= 0.8, kind
 
 
 # -- the drive plan and the timeline ----------------------------------------------------------------------
+
+def test_drive_spec_gives_the_first_frame_and_at_most_the_demos_frame_count(tmp_path):
+    assert drive_spec(DemoConfig(out=tmp_path)) == (DEMO_STREET, DEMO_FIRST, 200)
+    assert drive_spec(DemoConfig(out=tmp_path, quick=True)) == (DEMO_STREET, DEMO_FIRST, QUICK_FRAMES)
+    assert drive_spec(DemoConfig(out=tmp_path, data="synthetic:3:300", frames="20:")) == ("synthetic:3:300", 20, 200)
+    assert drive_spec(DemoConfig(out=tmp_path, data="synthetic:3:300", frames="250:")) == ("synthetic:3:300", 250, 50)
+
 
 def test_plan_spreads_segments_with_clean_frames_before_between_and_after():
     assert plan_segments(0, 200, ("fog", "noise", "vflip", "pgd")) == [

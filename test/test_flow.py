@@ -54,8 +54,9 @@ def test_flow_inverts_and_indices_follow_a_loaded_state():
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set from /proc")
 def test_building_a_flow_leaves_no_dense_permutations_resident():
     """FrEIA draws dense 2,000 x 2,000 permutations per block; before they were trimmed, 8 blocks left 200 MB."""
-    code = ("import re, torch; from pathlib import Path; from daain_ros.flow import FlowConfig, build_flow\n"
-            "rss = lambda: int(re.search(r'VmRSS:\\s+(\\d+)', Path('/proc/self/status').read_text())[1]) / 1024\n"
-            "torch.zeros(1); before = rss(); flow = build_flow(2000, FlowConfig(blocks=8)); print(rss() - before)")
+    code = ("import torch; from daain_ros.flow import FlowConfig, build_flow\n"
+            "from daain_ros.memory import process_status_mb as mb\n"
+            "torch.zeros(1); before = mb('VmRSS'); flow = build_flow(2000, FlowConfig(blocks=8))\n"
+            "print(mb('VmRSS') - before)")
     grown_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert grown_mb < 40

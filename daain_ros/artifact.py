@@ -33,7 +33,7 @@ def save_detector(detector, directory, model):
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "segmentation": {"sha256": model.sha256, "name": model.name, "p": model.p, "q": model.q},
+        "segmentation": model.describe(),
         "input_size": list(key.size),
         "layers": [[layer.name, layer.channels, layer.height, layer.width] for layer in key.layers],
         "dims": key.dims,

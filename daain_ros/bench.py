@@ -31,6 +31,7 @@ from daain_ros.monitor import probe_layers
 from daain_ros.pipeline import Pipeline
 from daain_ros.preprocess import check_network_size
 from daain_ros.sampling_key import SamplingKey
+from daain_ros.subnormal import flushing
 
 SIZES = ((512, 256), (1024, 512))
 BATCHES = (1, 8)
@@ -105,10 +106,16 @@ def machine_info(threads, devices):
             "memory_mb": _meminfo_mb("MemTotal"), "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "threads": threads, "devices": list(devices),
             "load_average_start": list(os.getloadavg()), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "commit": _git_commit()}
+            "commit": _git_commit(), "cpu_flags": cpu_flags(), "flush_denormal": flushing()}
     if "cuda" in devices:
         info["cuda_device"] = torch.cuda.get_device_name(0)
     return info
+
+
+def cpu_flags():
+    """The CPU flags that decide kernel speed here: AVX2, AVX-512F (from /proc/cpuinfo; {} elsewhere)."""
+    flags = set((_proc_field("/proc/cpuinfo", "flags") or "").split())
+    return {flag: flag in flags for flag in ("avx2", "avx512f")} if flags else {}
 
 
 def _proc_field(path, key):

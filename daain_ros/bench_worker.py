@@ -21,6 +21,7 @@ from daain_ros.espnet import load_espnet
 from daain_ros.flow import FlowConfig
 from daain_ros.memory import process_status_mb
 from daain_ros.pipeline import Pipeline
+from daain_ros.subnormal import flush_denormals
 
 
 def peak_rss_mb():
@@ -97,6 +98,7 @@ TASKS = {"memory": memory, "fit": fit}
 
 
 def main(argv=None):
+    flush_denormals()
     spec = json.loads((argv or sys.argv[1:])[0])
     torch.set_num_threads(spec["threads"])
     print(json.dumps(TASKS[spec["task"]](spec)), flush=True)

@@ -5,11 +5,13 @@ Every error the core raises on bad input becomes one line on stderr and exit cod
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 
 from daain_ros import commands
 from daain_ros.errors import DaainError
+from daain_ros.subnormal import flush_denormals
 
 
 def build_parser():
@@ -21,6 +23,8 @@ def build_parser():
 
 
 def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="daain: %(message)s")
+    flush_denormals()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0

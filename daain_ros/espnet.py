@@ -8,6 +8,7 @@ official class, ``ESPNet`` does not shadow ``nn.Module.modules``, so hooks and `
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ import torch
 from torch import nn
 
 from daain_ros.errors import CheckpointError
+from daain_ros.subnormal import zero_subnormals
+
+log = logging.getLogger(__name__)
 
 BN_EPS = 1e-3
 NUM_CLASSES = 20
@@ -189,10 +193,16 @@ class SegmentationModel:
     p: int
     q: int
     full: bool
+    subnormals_zeroed: int = 0
 
     @property
     def name(self):
         return OFFICIAL_SHA256.get(self.sha256, self.path.name)
+
+    def describe(self):
+        """What the model is, for artifacts and reports: the sha256 is the file's, before any zeroing."""
+        return {"sha256": self.sha256, "name": self.name, "p": self.p, "q": self.q,
+                "subnormals_zeroed": self.subnormals_zeroed}
 
     def logits(self, x):
         """Class logits at the input resolution (ESPNet-C's 1/8 output is upsampled bilinearly)."""
@@ -238,7 +248,8 @@ def load_espnet(path, device="cpu"):
 
     Accepts the official ``.pth`` files (recognised by sha256) and state dicts of the same layout, as
     ``.pth`` or ``.safetensors`` (the package's own default model). A file named like an official one
-    whose sha256 differs is refused: it is corrupt or not what its name claims.
+    whose sha256 differs is refused: it is corrupt or not what its name claims. Subnormal weights become
+    zero (5 % of the official p2q8's; see :mod:`daain_ros.subnormal`); the sha256 stays the file's.
     """
     path = Path(path)
     if not path.is_file():
@@ -254,13 +265,17 @@ def load_espnet(path, device="cpu"):
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     full, p, q, classes = _architecture(state)
+    zeroed = zero_subnormals(state)
+    if zeroed:
+        log.info("%s: %d subnormal weights set to zero (they slow CPU kernels down; outputs unchanged)",
+                 path.name, zeroed)
     net = ESPNet(classes, p, q) if full else ESPNetEncoder(classes, p, q)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
         raise CheckpointError(f"{path}: does not fit ESPNet p={p} q={q} strictly ({first})") from exc
-    return SegmentationModel(net.to(device).eval(), path, sha, p, q, full)
+    return SegmentationModel(net.to(device).eval(), path, sha, p, q, full, zeroed)
 
 
 def save_espnet(net, path, p, q):

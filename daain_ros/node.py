@@ -31,6 +31,7 @@ from daain_ros.errors import DaainError, ImageError
 from daain_ros.frame_slot import FrameSlot
 from daain_ros.image_codec import decode_compressed_msg, decode_image_msg, encode_image
 from daain_ros.pipeline import Pipeline
+from daain_ros.subnormal import flush_denormals
 
 NODE_NAME = "detector_node"
 FASTDDS_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -172,6 +173,9 @@ class DetectorNode(Node):
             if not paths[name]:
                 raise DaainError(f"parameter {name} is empty: expected a path (see config/detector.yaml)")
         pipeline = Pipeline.load(paths["model_path"], paths["detector_path"], self._param("device"))
+        if pipeline.model.subnormals_zeroed:
+            self.get_logger().info(f"{pipeline.model.name}: {pipeline.model.subnormals_zeroed} subnormal "
+                                   "weights set to zero (they slow CPU kernels down)")
         width, height = fitted_size(self._param("width"), self._param("height"), pipeline.size,
                                     paths["detector_path"])
         self._own_threshold = pipeline.threshold
@@ -299,6 +303,7 @@ def fastdds_profile():
 
 
 def main(args=None):
+    flush_denormals()
     profile = fastdds_profile()
     if profile is not None:
         os.environ.setdefault(FASTDDS_PROFILE_VAR, str(profile))

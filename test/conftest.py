@@ -7,6 +7,8 @@ import cv2
 import pytest
 import torch
 
+from daain_ros.subnormal import flush_denormals
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAAIN_SHARED", REPO.parent / "shared"))
 ESPNET_DIR = SHARED / "data" / "espnet"
@@ -16,6 +18,8 @@ os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) 
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 # The test process shares two cores with node subprocesses: one intra-op thread avoids oversubscription.
 torch.set_num_threads(1)
+# As every entry point of the package does: subnormal activations never reach the CPU kernels.
+flush_denormals()
 
 
 def _require(path):

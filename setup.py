@@ -10,7 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={PACKAGE: ["default/*.safetensors", "default/*.json", "default/detector/*"]},
+    package_data={PACKAGE: ["demo/default/*.safetensors", "demo/default/*.json", "demo/default/detector/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -26,8 +26,8 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "detector_node = daain_ros.node:main",
-            "daain = daain_ros.cli:main",
+            "detector_node = daain_ros.ros.node:main",
+            "daain = daain_ros.cli.main:main",
         ],
     },
 )

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from daain_ros.artifact import load_detector
+from daain_ros.detector.artifact import load_detector
 from daain_ros.device import resolve_device
-from daain_ros.espnet import load_espnet
-from daain_ros.monitor import ActivationMonitor
-from daain_ros.preprocess import preprocess
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.monitor import ActivationMonitor
+from daain_ros.segmentation.preprocess import preprocess
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import cv2
 import pytest
 import torch
 
-from daain_ros.subnormal import flush_denormals
+from daain_ros.segmentation.subnormal import flush_denormals
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAAIN_SHARED", REPO.parent / "shared"))
@@ -40,7 +40,7 @@ def footage_dir():
 
 @pytest.fixture(scope="session")
 def p2q8(espnet_dir):
-    from daain_ros.espnet import load_espnet
+    from daain_ros.segmentation.espnet import load_espnet
     return load_espnet(espnet_dir / "espnet_p_2_q_8.pth")
 
 
@@ -64,9 +64,9 @@ SMALL_FIT = dict(target_dims=500, augment_copies=1, batch_size=8, key_seed=1234)
 @pytest.fixture(scope="session")
 def fitted_detector(tmp_path_factory, p2q8, drive_frames):
     """A small detector for the official p2q8 at 512x256, fitted on 30 frames of the drive (seconds)."""
-    from daain_ros.artifact import save_detector
-    from daain_ros.detector import FitConfig, fit_detector
-    from daain_ros.flow import FlowConfig
+    from daain_ros.detector.artifact import save_detector
+    from daain_ros.detector.daain import FitConfig, fit_detector
+    from daain_ros.detector.flow import FlowConfig
     config = FitConfig(**SMALL_FIT, flow=FlowConfig(epochs=15))
     detector = fit_detector(p2q8, drive_frames[0:150:5], config, progress=False)
     return save_detector(detector, tmp_path_factory.mktemp("detector"), p2q8)

@@ -25,8 +25,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
-from daain_ros import processes  # noqa: E402
-from daain_ros.image_codec import encode_image  # noqa: E402
+from daain_ros.ros import processes  # noqa: E402
+from daain_ros.io.image_codec import encode_image  # noqa: E402
 from daain_ros.memory import process_status_mb  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"

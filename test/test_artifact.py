@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from daain_ros.artifact import METADATA, TENSORS, load_detector, read_metadata, save_detector
+from daain_ros.detector.artifact import METADATA, TENSORS, load_detector, read_metadata, save_detector
 from daain_ros.errors import DetectorFileError
-from daain_ros.espnet import load_espnet
+from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.pipeline import Pipeline
 
 

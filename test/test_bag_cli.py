@@ -3,22 +3,22 @@
 import numpy as np
 import pytest
 
-from daain_ros.bag_labels import (BagLabels, Segment, check_segments, parse_segment, read_labels,
+from daain_ros.io.labels import (BagLabels, Segment, check_segments, parse_segment, read_labels,
                                   write_labels)
-from daain_ros.bag_make import EPOCH_NS
-from daain_ros.bagio import bag_topics, read_images
-from daain_ros.cli import main
+from daain_ros.evaluation.bag_make import EPOCH_NS
+from daain_ros.io.rosbag import bag_topics, read_images
+from daain_ros.cli.main import main
 from daain_ros.errors import DataSourceError
-from daain_ros.images import write_image
-from daain_ros.sources import STILL_RATE, open_source, stamp_at
+from daain_ros.io.images import write_image
+from daain_ros.io.sources import STILL_RATE, open_source, stamp_at
 
 VIDEO = "solidWhiteRight.mp4"
 
 
 @pytest.fixture
 def invert_anomalies(monkeypatch):
-    """daain_ros.anomalies with a ``perturb`` that inverts the frames and records its calls."""
-    from daain_ros import anomalies
+    """daain_ros.evaluation.anomalies with a ``perturb`` that inverts the frames and records its calls."""
+    from daain_ros.evaluation import anomalies
     calls = []
 
     def perturb(kind, images, severity=3, eps=4 / 255, model=None, size=None, seed=0):
@@ -169,7 +169,7 @@ def test_cli_refuses_to_overwrite_and_missing_sources(tmp_path, image_dir, capsy
 
 
 def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, monkeypatch, capsys):
-    from daain_ros import anomalies
+    from daain_ros.evaluation import anomalies
     from daain_ros.errors import ImageError
 
     def perturb(kind, images, **_):
@@ -182,7 +182,7 @@ def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, monkeypatch, cap
 
 
 def test_real_corruptions_seeded_by_source_frame(tmp_path, image_dir):
-    from daain_ros.corruptions import corrupt
+    from daain_ros.evaluation.corruptions import corrupt
     out = tmp_path / "bag"
     assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "noise:3-5", "--inject", "vflip:8-9",
                  "--seed", "100", "--severity", "4"]) == 0

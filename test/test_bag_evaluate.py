@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from daain_ros import anomalies
-from daain_ros.bag_evaluate import COLUMNS
-from daain_ros.bag_labels import BagLabels, Segment, write_labels
-from daain_ros.bag_make import EPOCH_NS
-from daain_ros.bagio import IMAGE, BagWriter, _header, bag_topics, read_messages, typestore
-from daain_ros.cli import main
-from daain_ros.debounce import KOfN
-from daain_ros.sources import stamp_at
+from daain_ros.evaluation import anomalies
+from daain_ros.evaluation.bag_replay import COLUMNS
+from daain_ros.io.labels import BagLabels, Segment, write_labels
+from daain_ros.evaluation.bag_make import EPOCH_NS
+from daain_ros.io.rosbag import IMAGE, BagWriter, _header, bag_topics, read_messages, typestore
+from daain_ros.cli.main import main
+from daain_ros.ros.debounce import KOfN
+from daain_ros.io.sources import stamp_at
 
 TOPIC = "/cam/image"
 RATE = 25.0
@@ -228,7 +228,7 @@ def test_only_unreadable_frames_is_an_error(tmp_path, capsys, model_path, fitted
 
 
 def test_the_bag_commands_load_without_rclpy():
-    code = ("import sys; sys.modules['rclpy'] = None; from daain_ros.cli import build_parser; "
-            "build_parser().parse_args(['bag', 'play', 'x']); import daain_ros.bag_evaluate, daain_ros.bag_report")
+    code = ("import sys; sys.modules['rclpy'] = None; from daain_ros.cli.main import build_parser; "
+            "build_parser().parse_args(['bag', 'play', 'x']); import daain_ros.evaluation.bag_replay, daain_ros.evaluation.bag_report")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

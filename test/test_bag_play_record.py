@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from node_harness import TOPIC, Client, start_node, stop_node
 
-from daain_ros import anomalies
-from daain_ros.bag_labels import BagLabels, Segment, write_labels
-from daain_ros.bag_make import EPOCH_NS
-from daain_ros.bagio import IMAGE, BagWriter, _header, bag_topics, header_stamp_ns, read_messages, typestore
-from daain_ros.cli import main
-from daain_ros.demo_report import node_verdicts
-from daain_ros.health import format_stamp
-from daain_ros.sources import stamp_at
+from daain_ros.evaluation import anomalies
+from daain_ros.io.labels import BagLabels, Segment, write_labels
+from daain_ros.evaluation.bag_make import EPOCH_NS
+from daain_ros.io.rosbag import IMAGE, BagWriter, _header, bag_topics, header_stamp_ns, read_messages, typestore
+from daain_ros.cli.main import main
+from daain_ros.demo.report import node_verdicts
+from daain_ros.ros.health import format_stamp
+from daain_ros.io.sources import stamp_at
 
 DAAIN = str(Path(sys.executable).with_name("daain"))
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"

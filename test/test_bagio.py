@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from daain_ros.bagio import (IMAGE, BagWriter, _header, bag_topics, read_images, read_messages,
+from daain_ros.io.rosbag import (IMAGE, BagWriter, _header, bag_topics, read_images, read_messages,
                              typestore)
 from daain_ros.errors import DataSourceError, ImageError
 
@@ -198,7 +198,7 @@ def test_rclpy_reads_the_bytes_we_write(tmp_path):
     serialization = pytest.importorskip("rclpy.serialization", reason="needs rclpy (ROS 2 Python wheels)")
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Bool, Float32
-    from daain_ros.image_codec import decode_compressed_msg, decode_image_msg
+    from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg
     frame = _frames(1)[0]
     with BagWriter(tmp_path / "bag", "mcap") as bag:
         bag.add_image("/cam", T0 + 5, frame, frame_id="front")

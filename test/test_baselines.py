@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.covariance import LedoitWolf
 
-from daain_ros.baselines import (BASELINES, Entropy, Mahalanobis, MaxLogit, MaxSoftmax, MCDropout, baseline_scores,
+from daain_ros.evaluation.baselines import (BASELINES, Entropy, Mahalanobis, MaxLogit, MaxSoftmax, MCDropout, baseline_scores,
                                  forward_with_features, pooled_features)
 from daain_ros.errors import DaainError, NotFittedError
-from daain_ros.preprocess import preprocess
+from daain_ros.segmentation.preprocess import preprocess
 
 
 def two_images():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from daain_ros import cli
-from daain_ros.bench import fresh_detector, parse_sizes
-from daain_ros.bench_variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, reference_estimate_mb
+from daain_ros.cli import main as cli
+from daain_ros.bench.runner import fresh_detector, parse_sizes
+from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, reference_estimate_mb
 from daain_ros.errors import DaainError
-from daain_ros.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
-from daain_ros.head import ScoreHead
+from daain_ros.segmentation.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
+from daain_ros.detector.heads import ScoreHead
 from daain_ros.pipeline import Pipeline
 
 SIZE = (64, 32)
@@ -148,8 +148,8 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
 
 def test_profile_attributes_the_same_convolutions_to_both_variants(tmp_path, model_file):
     """The profile compares like with like: DAAIN runs exactly ESPNet's convolutions, plus its own operators."""
-    from daain_ros.artifact import save_detector
-    from daain_ros.bench_profile import profile_hot_path
+    from daain_ros.detector.artifact import save_detector
+    from daain_ros.bench.profile import profile_hot_path
     model = load_espnet(model_file)
     detector = fresh_detector(model, SIZE, dims=300)
     detector_dir = save_detector(detector, tmp_path / "det", model)

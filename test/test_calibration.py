@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from daain_ros.cli import main
-from daain_ros.default_assets import default_model_path
-from daain_ros.detector import FitConfig, calibrate, cross_fitted_scores, fit_detector
-from daain_ros.espnet import load_espnet
-from daain_ros.flow import FlowConfig
-from daain_ros.sampling_key import LayerShape, SamplingKey
-from daain_ros.sources import open_source
+from daain_ros.cli.main import main
+from daain_ros.demo.default_assets import default_model_path
+from daain_ros.detector.daain import FitConfig, calibrate, cross_fitted_scores, fit_detector
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.flow import FlowConfig
+from daain_ros.detector.sampling_key import LayerShape, SamplingKey
+from daain_ros.io.sources import open_source
 
 CONFIG = FitConfig(augment_copies=1, calibration_folds=3, flow=FlowConfig(epochs=3, blocks=2))
 
@@ -68,9 +68,9 @@ def test_daain_fit_takes_the_number_of_calibration_folds(tmp_path):
 
 
 def test_supervised_head_learns_generated_anomalies_and_survives_the_artifact(tmp_path, default_model):
-    from daain_ros.anomalies import perturb
-    from daain_ros.artifact import load_detector, save_detector
-    from daain_ros.metrics import auroc
+    from daain_ros.evaluation.anomalies import perturb
+    from daain_ros.detector.artifact import load_detector, save_detector
+    from daain_ros.evaluation.metrics import auroc
     from daain_ros.pipeline import Pipeline
 
     frames = [f.image for f in open_source("synthetic:3:30")]

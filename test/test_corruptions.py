@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from daain_ros import corruptions as C
-from daain_ros.anomalies import KINDS, is_attack, perturb, require_model
-from daain_ros.cli import main
+from daain_ros.evaluation import corruptions as C
+from daain_ros.evaluation.anomalies import KINDS, is_attack, perturb, require_model
+from daain_ros.cli.main import main
 from daain_ros.errors import DaainError, ImageError
 
 RANDOM_KINDS = ("fog", "frost", "noise", "motion-blur", "occlusion")  # colour jitter: only a random sign

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from daain_ros.debounce import KOfN
+from daain_ros.ros.debounce import KOfN
 from daain_ros.errors import DaainError
 
 

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from daain_ros.cli import main
-from daain_ros.commands.train_default import generate, heldout_seed, predict, train_seed
-from daain_ros.default_assets import default_model_info, default_model_path
-from daain_ros.espnet import load_espnet
-from daain_ros.synthetic import miou
+from daain_ros.cli.main import main
+from daain_ros.cli.train_default import generate, heldout_seed, predict, train_seed
+from daain_ros.demo.default_assets import default_model_info, default_model_path
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.io.synthetic import miou
 
 # The committed weights score mIoU 0.504 on held-out scenes 1000-1011 (0.527 on scenes 0-59, in their JSON)
 MIOU_FLOOR = 0.47

@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daain_ros import anomalies
-from daain_ros.bag_labels import BagLabels, Segment
-from daain_ros.cli import main
-from daain_ros.default_assets import default_model_path
-from daain_ros.demo import (DEMO_FIRST, DEMO_SEED, DEMO_STREET, QUICK_FRAMES, Children, DemoConfig, _watch,
+from daain_ros.evaluation import anomalies
+from daain_ros.io.labels import BagLabels, Segment
+from daain_ros.cli.main import main
+from daain_ros.demo.default_assets import default_model_path
+from daain_ros.demo.drive import (DEMO_FIRST, DEMO_SEED, DEMO_STREET, QUICK_FRAMES, Children, DemoConfig, _watch,
                             default_detector_path, drive_spec, plan_segments, ros_environment)
-from daain_ros.demo_report import Verdict, drive_parts, summarize_parts
+from daain_ros.demo.report import Verdict, drive_parts, summarize_parts
 from daain_ros.errors import DaainError, DataSourceError
-from daain_ros.metrics import auroc
-from daain_ros.sources import SYNTHETIC_FRAMES, open_source, parse_frames, stamp_at
-from daain_ros.synthetic import FPS, drive
+from daain_ros.evaluation.metrics import auroc
+from daain_ros.io.sources import SYNTHETIC_FRAMES, open_source, parse_frames, stamp_at
+from daain_ros.io.synthetic import FPS, drive
 
 DAAIN = str(Path(sys.executable).with_name("daain"))
 FINAL_LINE = re.compile(r"^demo: (\d+)/(\d+) injected segments flagged, false-positive rate (\d\.\d\d)$")
@@ -137,7 +137,7 @@ def test_a_model_without_its_detector_is_one_line_and_exit_code_2(tmp_path, caps
 
 
 def test_a_detector_for_other_weights_is_refused_before_anything_runs(tmp_path, capsys):
-    from daain_ros.espnet import ESPNet, save_espnet
+    from daain_ros.segmentation.espnet import ESPNet, save_espnet
     other = tmp_path / "other.safetensors"
     save_espnet(ESPNet(p=1, q=2), other, 1, 2)
     assert main(["demo", "--model", str(other), "--detector", str(default_detector_path()),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from daain_ros.cityscapes import ROAD
+from daain_ros.segmentation.cityscapes import ROAD
 from daain_ros.errors import CheckpointError, ImageError
-from daain_ros.espnet import ESPNet, ESPNetEncoder, file_sha256, load_espnet, save_espnet
-from daain_ros.preprocess import MEAN_BGR, STD_BGR, check_network_size, preprocess, tensor_to_bgr
+from daain_ros.segmentation.espnet import ESPNet, ESPNetEncoder, file_sha256, load_espnet, save_espnet
+from daain_ros.segmentation.preprocess import MEAN_BGR, STD_BGR, check_network_size, preprocess, tensor_to_bgr
 
 OFFICIAL = ["espnet_p_2_q_3.pth", "espnet_p_2_q_5.pth", "espnet_p_2_q_8.pth", "espnet_c_p_2_q_8.pth"]
 
@@ -109,7 +109,7 @@ def test_network_size_must_be_multiple_of_eight():
 
 def test_segment_cli_writes_train_ids_and_refuses_bad_checkpoints(tmp_path, espnet_dir, footage_dir):
     still = footage_dir / "udacity_p1" / "solidWhiteRight.jpg"
-    cmd = [sys.executable, "-m", "daain_ros.cli", "segment", "--model", str(espnet_dir / "espnet_p_2_q_3.pth"),
+    cmd = [sys.executable, "-m", "daain_ros.cli.main", "segment", "--model", str(espnet_dir / "espnet_p_2_q_3.pth"),
            str(still), "--out", str(tmp_path / "seg"), "--color"]
     subprocess.run(cmd, check=True, capture_output=True)
     labels = cv2.imread(str(tmp_path / "seg" / "solidWhiteRight.png"), cv2.IMREAD_UNCHANGED)

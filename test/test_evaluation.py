@@ -10,8 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_adaptive_attacker_rows(fitted_detector, p2q8, drive_frames):
-    from daain_ros.artifact import load_detector
-    from daain_ros.evaluation import EvaluationConfig, adaptive_rows
+    from daain_ros.detector.artifact import load_detector
+    from daain_ros.evaluation.protocol import EvaluationConfig, adaptive_rows
     from daain_ros.pipeline import Pipeline
     hooks = sum(len(m._forward_hooks) for m in p2q8.net.modules())
     pipeline = Pipeline(p2q8, load_detector(fitted_detector, p2q8))
@@ -31,7 +31,7 @@ def test_adaptive_attacker_rows(fitted_detector, p2q8, drive_frames):
 def test_evaluate_writes_report_results_and_plots(fitted_detector, espnet_dir, footage_dir, tmp_path):
     video = footage_dir / "solidWhiteRight.mp4"
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "daain_ros.cli", "evaluate", "--detector", str(fitted_detector),
+    cmd = [sys.executable, "-m", "daain_ros.cli.main", "evaluate", "--detector", str(fitted_detector),
            "--model", str(espnet_dir / "espnet_p_2_q_8.pth"), "--data", str(video), "--frames", "212:220",
            "--fit-data", str(video), "--fit-frames", "0:150", "--fit-stride", "50", "--kinds", "fgsm,vflip",
            "--mc-passes", "1", "--attack-steps", "2", "--domain", str(footage_dir / "other"), "--out", str(out)]

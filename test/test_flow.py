@@ -8,7 +8,7 @@ import pytest
 import torch
 from FrEIA.modules import AllInOneBlock
 
-from daain_ros.flow import FlowConfig, build_flow, negative_log_likelihood
+from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
 
 
 def _trained(seed):
@@ -54,7 +54,7 @@ def test_flow_inverts_and_indices_follow_a_loaded_state():
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set from /proc")
 def test_building_a_flow_leaves_no_dense_permutations_resident():
     """FrEIA draws dense 2,000 x 2,000 permutations per block; before they were trimmed, 8 blocks left 200 MB."""
-    code = ("import torch; from daain_ros.flow import FlowConfig, build_flow\n"
+    code = ("import torch; from daain_ros.detector.flow import FlowConfig, build_flow\n"
             "from daain_ros.memory import process_status_mb as mb\n"
             "torch.zeros(1); before = mb('VmRSS'); flow = build_flow(2000, FlowConfig(blocks=8))\n"
             "print(mb('VmRSS') - before)")

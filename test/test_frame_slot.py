@@ -2,7 +2,7 @@
 
 import threading
 
-from daain_ros.frame_slot import FrameSlot
+from daain_ros.ros.frame_slot import FrameSlot
 
 
 def test_newer_frames_replace_the_waiting_one_and_count_as_dropped():

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from daain_ros.errors import DaainError, NotFittedError
-from daain_ros.flow import FlowConfig, build_flow, negative_log_likelihood
-from daain_ros.head import HEAD_KINDS, ScoreHead
+from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
+from daain_ros.detector.heads import HEAD_KINDS, ScoreHead
 
 DIMS = 32
 

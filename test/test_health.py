@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from daain_ros import health
+from daain_ros.ros import health
 
 
 @pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
@@ -54,6 +54,6 @@ def test_each_cause_is_logged_at_once_then_throttled_with_a_count():
 
 def test_ros_free_node_parts_import_without_rclpy():
     code = ("import sys; sys.modules['rclpy'] = None; "
-            "import daain_ros.debounce, daain_ros.frame_slot, daain_ros.health, daain_ros.image_codec")
+            "import daain_ros.ros.debounce, daain_ros.ros.frame_slot, daain_ros.ros.health, daain_ros.io.image_codec")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from daain_ros.errors import ImageError
-from daain_ros.image_codec import (decode_compressed, decode_compressed_msg, decode_image,
+from daain_ros.io.image_codec import (decode_compressed, decode_compressed_msg, decode_image,
                                    decode_image_msg, encode_compressed, encode_image)
 
 BUFFER_KINDS = {

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from daain_ros.errors import DaainError
-from daain_ros.metrics import aupr, auroc, detection_metrics, flag_rate, fpr_at_95_tpr
+from daain_ros.evaluation.metrics import aupr, auroc, detection_metrics, flag_rate, fpr_at_95_tpr
 
 
 def test_two_against_two_by_hand():

@@ -15,7 +15,7 @@ from node_harness import LATCHED, REPO, Client, frame_msg, node_command, rss_mb,
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
-from daain_ros.node import fastdds_profile
+from daain_ros.ros.fastdds import fastdds_profile
 
 # Longer than the default 0.5 s: frames here are sent one at a time, so a slow inference on a busy CI
 # machine must not look like a stopped camera between them.

@@ -5,7 +5,7 @@ import pytest
 from node_harness import Client, start_node, stop_node
 from sensor_msgs.msg import CompressedImage
 
-from daain_ros.image_codec import decode_compressed, encode_compressed
+from daain_ros.io.image_codec import decode_compressed, encode_compressed
 
 pytestmark = pytest.mark.slow
 

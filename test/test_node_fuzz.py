@@ -9,7 +9,7 @@ import pytest
 from node_harness import Client, frame_msg, start_node, stop_node
 from sensor_msgs.msg import Image
 
-from daain_ros.image_codec import DECODABLE_ENCODINGS
+from daain_ros.io.image_codec import DECODABLE_ENCODINGS
 
 MESSAGES = 1000
 CHANNELS = {"mono8": 1, "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}

@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from daain_ros.bagio import BagWriter
+from daain_ros.io.rosbag import BagWriter
 from daain_ros.errors import DataSourceError, ImageError
-from daain_ros.images import write_image
-from daain_ros.sources import STILL_RATE, open_source, parse_frames
+from daain_ros.io.images import write_image
+from daain_ros.io.sources import STILL_RATE, open_source, parse_frames
 
 T0 = 1_700_000_000 * 10**9
 VIDEO = "solidWhiteRight.mp4"
@@ -158,7 +158,7 @@ def test_bag_errors_list_topics(tmp_path, small_frames):
 
 
 def test_bag_undecodable_frame_names_source_and_index(tmp_path, small_frames):
-    from daain_ros.bagio import _header, typestore
+    from daain_ros.io.rosbag import _header, typestore
     with BagWriter(tmp_path / "bag") as bag:
         bag.add_image("/cam", T0, small_frames[0])
         broken = typestore().types["sensor_msgs/msg/Image"](

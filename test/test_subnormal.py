@@ -7,10 +7,10 @@ import time
 import pytest
 import torch
 
-from daain_ros.espnet import OFFICIAL_SHA256, ESPNet, file_sha256, load_espnet, save_espnet
-from daain_ros.monitor import leaf_layers
-from daain_ros.preprocess import preprocess
-from daain_ros.subnormal import flush_denormals, flushing, subnormal_mask, zero_subnormals
+from daain_ros.segmentation.espnet import OFFICIAL_SHA256, ESPNet, file_sha256, load_espnet, save_espnet
+from daain_ros.detector.monitor import leaf_layers
+from daain_ros.segmentation.preprocess import preprocess
+from daain_ros.segmentation.subnormal import flush_denormals, flushing, subnormal_mask, zero_subnormals
 
 #: Counted in the official p2q8 file (18,302 of its 368,341 floats).
 P2Q8_SUBNORMALS = 18302

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from daain_ros.errors import DaainError
-from daain_ros.synthetic import (CAR, GENERATED_CLASSES, PERSON, POLE, ROAD, SIGN, SKY, Car, Person, Pole, drive,
+from daain_ros.io.synthetic import (CAR, GENERATED_CLASSES, PERSON, POLE, ROAD, SIGN, SKY, Car, Person, Pole, drive,
                                  miou, random_scene, render_scene, sample_scene)
 
 

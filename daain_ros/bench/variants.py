@@ -1,0 +1,170 @@
+"""What ``daain bench`` times: the ESPNet floor, the DAAIN pipeline and the reference's gather, on the same frames.
+
+Each variant is a callable on a batch of BGR uint8 frames at network size that returns device tensors,
+so the timings include preprocessing (the uint8 to float conversion and normalisation; no resize) and
+nothing the caller does with the results.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from daain_ros.segmentation.preprocess import preprocess
+
+VARIANTS = ("espnet", "daain", "reference")
+FOOTAGE = Path(os.environ.get("DAAIN_SHARED", "../shared")) / "data" / "footage" / "solidWhiteRight.mp4"
+#: Measured at 512x256 batch 1 (FINDINGS): 8.7 GB peak for a 2.9 GB activation space, about 3x.
+REFERENCE_PEAK_FACTOR = 3.0
+MIB = 1 << 20
+
+
+class EspnetStep:
+    """The floor: preprocessing, ESPNet forward and argmax, on a model with no hooks."""
+
+    def __init__(self, model, size):
+        self.model = model
+        self.size = tuple(size)
+        self.device = next(model.net.parameters()).device
+
+    def __call__(self, images):
+        with torch.inference_mode():
+            return self.model.logits(preprocess(images, self.size, self.device)).argmax(1).byte()
+
+
+class DaainStep:
+    """The production path: ``Pipeline.infer`` (ESPNet, hooks, gather, flow and head)."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+
+    def __call__(self, images):
+        return self.pipeline.infer(images)
+
+
+class ReferenceStep:
+    """The reference DAAIN's gather: every hooked map upsampled (nearest) to the input size and
+    concatenated into the activation space, which is then indexed by the key, then the same detector.
+
+    Run by the benchmark only, on its own model instance: it needs about 2.7 GiB per 512x256 frame.
+    """
+
+    def __init__(self, model, detector):
+        self.model = model
+        self.detector = detector
+        self.size = detector.key.size
+        self.device = next(model.net.parameters()).device
+        self._outputs = {}
+        modules = dict(model.net.named_modules())
+        self._names = [layer.name for layer in detector.key.layers]
+        self._handles = [modules[name].register_forward_hook(self._keep(name)) for name in self._names]
+        self._index = torch.as_tensor(detector.key.indices.T, device=self.device)
+
+    def _keep(self, name):
+        def hook(_module, _inputs, output):
+            self._outputs[name] = output
+        return hook
+
+    def activations(self, x):
+        """(logits, N x K activations) through the full activation space."""
+        self._outputs.clear()
+        try:
+            logits = self.model.logits(x)
+            height, width = x.shape[-2:]
+            space = torch.cat([nn.functional.interpolate(self._outputs[name], size=(height, width), mode="nearest")
+                               for name in self._names], 1)
+        finally:
+            self._outputs.clear()
+        channel, y, x_ = self._index
+        return logits, space[:, channel, y, x_]
+
+    def __call__(self, images):
+        with torch.inference_mode():
+            logits, activations = self.activations(preprocess(images, self.size, self.device))
+            return logits.argmax(1).byte(), self.detector(activations)
+
+    def remove(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def reference_estimate_mb(total_channels, size, batch):
+    """(activation space MB, estimated peak MB) of the reference's gather for one batch."""
+    space = batch * total_channels * size[0] * size[1] * 4 / MIB
+    return space, space * REFERENCE_PEAK_FACTOR
+
+
+def available_mb(device):
+    """Memory a new allocation can use: MemAvailable on the host, free memory on a CUDA device."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] / MIB
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def procedural_frames(count, size, seed=0):
+    """Seeded smooth colour frames (gradients, blobs and noise) for when the footage is absent."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    frames = []
+    for _ in range(count):
+        coarse = rng.uniform(0, 255, (max(2, height // 32), max(2, width // 32), 3)).astype(np.float32)
+        frame = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        frame += rng.normal(0, 8, frame.shape).astype(np.float32)
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+def bench_frames(count, size, seed=0):
+    """``count`` BGR frames at network ``size``: the shared drive's first frames, else procedural ones."""
+    if FOOTAGE.is_file():
+        from daain_ros.io.sources import open_source, parse_frames
+        frames = [f.image for f in open_source(str(FOOTAGE), parse_frames(f"0:{count}"))]
+        if frames:
+            frames = (frames * (count // len(frames) + 1))[:count]
+            return [cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA) for f in frames], FOOTAGE.name
+    return procedural_frames(count, size, seed), f"procedural (seed {seed})"
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(steps, batches, warmup, device):
+    """Runs every step on every batch, alternating which goes first; per step (wall s, CPU s) lists.
+
+    Interleaving frame by frame exposes every variant to the same machine noise; the first ``warmup``
+    batches are run but not recorded.
+    """
+    names = list(steps)
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
+    for i, batch in enumerate(batches):
+        for name in names if i % 2 == 0 else names[::-1]:
+            synchronize(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            steps[name](batch)
+            synchronize(device)
+            if i >= warmup:
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def summary(seconds, batch, cpu_seconds=None):
+    """median_ms, p90_ms (and CPU-time median, per-image median) of a list of seconds."""
+    ms = np.asarray(seconds) * 1e3
+    result = {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+              "min_ms": float(ms.min()), "per_image_ms": float(np.median(ms)) / batch, "iterations": int(len(ms)),
+              "frames": int(len(ms)) * batch}
+    if cpu_seconds is not None:
+        result["cpu_median_ms"] = float(np.median(cpu_seconds) * 1e3)
+    return result

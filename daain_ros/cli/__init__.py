@@ -1,0 +1,1 @@
+"""The ``daain`` command line: ``main`` and one thin module per sub-command (argument parsing only)."""

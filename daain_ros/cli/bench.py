@@ -1,0 +1,67 @@
+"""``daain bench``: timings and peak memory of ESPNet, DAAIN and the reference's gather; node and fit costs."""
+
+from pathlib import Path
+
+import torch
+
+from daain_ros.bench.runner import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, default_model,
+                             parse_sizes, run_bench)
+from daain_ros.bench.report import raise_if_error, table, write_json
+from daain_ros.errors import DaainError
+
+
+def register(sub):
+    parser = sub.add_parser("bench", help="benchmark DAAIN's overhead over ESPNet, the reference, the node and fit")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: fewer frames, no 1024x512 batch 8, no reference, a short node run")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="ESPNet checkpoint (default: ../shared/data/espnet/espnet_p_2_q_8.pth if present, "
+                             "else the packaged default model)")
+    parser.add_argument("--detector", type=Path, default=None,
+                        help="fitted detector directory, used at its fitted size (default: a fresh seeded key "
+                             "and an unfitted detector of 2,000 dims per size)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="timed batches per size and batch size after warm-up (default 30, quick 5)")
+    parser.add_argument("--dims", type=int, default=FRESH_DIMS,
+                        help="dimensions of the fresh detectors (without --detector) and of the fit section")
+    parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="network sizes WxH,...")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated")
+    parser.add_argument("--devices", default=None, help="cpu and/or cuda, comma-separated (default: cpu, and "
+                                                        "cuda when present)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the DAAIN pipeline against ESPNet alone (torch profiler, first size)")
+    parser.add_argument("--skip", default="", help=f"sections to leave out: {', '.join(SECTIONS)}")
+    parser.set_defaults(run=run)
+
+
+def _ints(text, what):
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise DaainError(f"{what} {text!r}: expected comma-separated integers") from exc
+    if any(v <= 0 for v in values):
+        raise DaainError(f"{what} {text!r}: expected positive integers")
+    return values
+
+
+def run(args):
+    skip = tuple(s for s in args.skip.split(",") if s)
+    unknown = set(skip) - set(SECTIONS)
+    if unknown:
+        raise DaainError(f"--skip {args.skip!r}: expected some of {', '.join(SECTIONS)}")
+    for name in ("frames", "threads", "dims"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise DaainError(f"--{name} {getattr(args, name)}: expected a positive integer")
+    config = BenchConfig(model=args.model or default_model(), detector=args.detector, quick=args.quick,
+                         sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
+                         devices=check_devices(args.devices.split(",")) if args.devices else None,
+                         iterations=args.frames, threads=args.threads or torch.get_num_threads(), dims=args.dims,
+                         skip=skip, profile=args.profile)
+    result = run_bench(config, log=lambda line: print(line, flush=True))
+    write_json(result, args.out)
+    print(table(result))
+    print(f"wrote {args.out}")
+    raise_if_error(result)

@@ -1,0 +1,61 @@
+"""``daain evaluate``: DAAIN and every baseline on held-out frames under each anomaly kind, as a report."""
+
+from pathlib import Path
+
+import torch
+
+from daain_ros.detector.artifact import load_detector
+from daain_ros.evaluation.protocol import EvaluationConfig, adaptive_rows, domain_shift, evaluate
+from daain_ros.pipeline import Pipeline
+from daain_ros.evaluation.report import write_report
+from daain_ros.io.sources import open_source, parse_frames
+
+
+def register(sub):
+    parser = sub.add_parser("evaluate", help="report DAAIN against baselines on every anomaly kind")
+    parser.add_argument("--detector", required=True, help="detector directory")
+    parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
+    parser.add_argument("--data", required=True, help="held-out clean source (frames by --frames)")
+    parser.add_argument("--frames", default=None, help="frame range A:B of --data")
+    parser.add_argument("--every", type=int, default=1, help="use every Nth frame of --data")
+    parser.add_argument("--also", action="append", default=[], help="more held-out clean sources (whole)")
+    parser.add_argument("--fit-data", default=None,
+                        help="clean fit-split source for the Mahalanobis fit and the universal perturbation")
+    parser.add_argument("--fit-frames", default=None, help="frame range A:B of --fit-data")
+    parser.add_argument("--fit-stride", type=int, default=5, help="use every Nth fit frame")
+    parser.add_argument("--domain", action="append", default=[],
+                        help="other cameras or conditions: a section of their score distribution")
+    parser.add_argument("--surrogate", default=None,
+                        help="a detector of the same recipe with another key: adds the adaptive-attacker rows")
+    parser.add_argument("--kinds", default=",".join(EvaluationConfig().kinds),
+                        help="comma-separated anomaly kinds (default: every kind)")
+    parser.add_argument("--mc-passes", type=int, default=EvaluationConfig.mc_passes)
+    parser.add_argument("--attack-steps", type=int, default=EvaluationConfig.attack_steps)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.set_defaults(run=run)
+
+
+def _images(spec, frames=None):
+    return [frame.image for frame in open_source(spec, parse_frames(frames))]
+
+
+def run(args):
+    torch.manual_seed(args.seed)
+    pipeline = Pipeline.load(args.model, args.detector, args.device)
+    clean = _images(args.data, args.frames)[::args.every] + [im for spec in args.also for im in _images(spec)]
+    fit = _images(args.fit_data, args.fit_frames)[::args.fit_stride] if args.fit_data else None
+    config = EvaluationConfig(mc_passes=args.mc_passes, attack_steps=args.attack_steps, seed=args.seed,
+                              kinds=tuple(k for k in args.kinds.split(",") if k))
+    results, raw = evaluate(pipeline, clean, fit, config)
+    if args.surrogate:
+        surrogate = load_detector(args.surrogate, pipeline.model)
+        results["adaptive"] = adaptive_rows(pipeline, surrogate, clean, config)
+    domain = domain_shift(pipeline, {Path(spec).name: _images(spec) for spec in args.domain})
+    context = {"detector": args.detector, "model": pipeline.model.name, "held-out": args.data,
+               "frames": f"{args.frames} every {args.every}", "also": ", ".join(args.also) or "none",
+               "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"
+               if fit else "none (UAP fitted on the held-out frames, no Mahalanobis)",
+               "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}
+    print(write_report(args.out, results, raw, pipeline.threshold, domain, context))

@@ -1,0 +1,56 @@
+"""``daain fit``: fits a DAAIN detector on clean frames of a data source and writes the artifact."""
+
+import json
+from pathlib import Path
+
+from daain_ros.detector.artifact import save_detector
+from daain_ros.detector.daain import FitConfig, fit_detector
+from daain_ros.device import resolve_device
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.flow import FlowConfig
+from daain_ros.detector.heads import HEAD_KINDS
+from daain_ros.segmentation.preprocess import DEFAULT_SIZE
+from daain_ros.io.sources import open_source, parse_frames
+
+
+def register(sub):
+    parser = sub.add_parser("fit", help="fit a detector on clean frames (a folder, video, bag or Cityscapes tree)")
+    parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector watches")
+    parser.add_argument("--data", required=True, action="append",
+                        help="data source: image folder or file, video, rosbag2 dir (BAG or BAG:/TOPIC), cityscapes:ROOT[:split]")
+    parser.add_argument("--frames", default=None, help="frame range A:B of each source (half-open)")
+    parser.add_argument("--out", required=True, type=Path, help="detector directory to write")
+    parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
+    parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
+    parser.add_argument("--dims", type=int, default=FitConfig.target_dims, help="sampled activations")
+    parser.add_argument("--radius", type=float, default=None, help="Poisson-disk radius (overrides --dims)")
+    parser.add_argument("--head", choices=HEAD_KINDS, default=FitConfig.head)
+    parser.add_argument("--blocks", type=int, default=FlowConfig.blocks)
+    parser.add_argument("--hidden", type=int, default=FlowConfig.hidden)
+    parser.add_argument("--epochs", type=int, default=FlowConfig.epochs)
+    parser.add_argument("--augment", type=int, default=FitConfig.augment_copies,
+                        help="jittered copies per fit frame")
+    parser.add_argument("--target-fpr", type=float, default=FitConfig.target_fpr)
+    parser.add_argument("--calibration-folds", type=int, default=FitConfig.calibration_folds,
+                        help="threshold from out-of-fold scores of every fit frame over this many consecutive "
+                             "stretches (default 5); below 2: from the validation frames alone")
+    parser.add_argument("--seed", type=int, default=0, help="seed of augmentation and flow training")
+    parser.add_argument("--key-seed", type=int, default=None,
+                        help="secret seed of the sampling key (default: drawn from the OS; never stored)")
+    parser.add_argument("--device", default="auto")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    model = load_espnet(args.model, resolve_device(args.device))
+    frames = [frame.image for spec in args.data for frame in open_source(spec, parse_frames(args.frames))]
+    config = FitConfig(size=(args.width, args.height), target_dims=args.dims, radius=args.radius,
+                       key_seed=args.key_seed, augment_copies=args.augment, head=args.head,
+                       target_fpr=args.target_fpr, calibration_folds=args.calibration_folds,
+                       seed=args.seed,
+                       flow=FlowConfig(blocks=args.blocks, hidden=args.hidden, epochs=args.epochs, seed=args.seed))
+    detector = fit_detector(model, frames, config)
+    save_detector(detector, args.out, model)
+    summary = {"detector": str(args.out), "dims": detector.key.dims, "threshold": float(detector.threshold),
+               **detector.metadata["training"]}
+    print(json.dumps(summary))

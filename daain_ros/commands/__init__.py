@@ -1,1 +1,0 @@
-"""Sub-commands of ``daain``: each module has ``register(subparsers)`` that sets ``run``."""

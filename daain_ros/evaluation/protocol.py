@@ -1,0 +1,169 @@
+"""DAAIN against the usual scores, on every anomaly kind: the numbers behind ``daain evaluate``.
+
+All images are first brought to the network size as uint8, so a corruption's severity and an attack's
+budget mean what they say at the network input, and clean and perturbed frames differ only by the
+perturbation. Every method scores the same images from the same forward (MC dropout adds its passes).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from daain_ros.evaluation.adaptive import ADAPTIVE_KIND, adaptive_attack
+from daain_ros.evaluation.anomalies import is_attack, perturb
+from daain_ros.evaluation.attacks import ATTACKS, apply_uap, compare_labels, fit_uap
+from daain_ros.evaluation.baselines import MaxLogit, MaxSoftmax, MCDropout, Mahalanobis, encoder_of, mean_entropy
+from daain_ros.evaluation.corruptions import CORRUPTIONS
+from daain_ros.evaluation.metrics import detection_metrics, flag_rate
+from daain_ros.segmentation.preprocess import preprocess, resize_bgr
+
+METHODS = ("daain", "msp", "max_logit", "entropy", "mc_dropout", "mahalanobis")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What ``evaluate`` runs; the defaults are the protocol of the README's table."""
+
+    severities: tuple = (3,)
+    eps: tuple = (4 / 255,)
+    extra_eps: tuple = (2 / 255, 8 / 255)
+    extra_eps_stride: int = 4
+    attack_steps: int = 10
+    mc_passes: int = 4
+    batch_size: int = 8
+    seed: int = 0
+    kinds: tuple = field(default_factory=lambda: ATTACKS + tuple(CORRUPTIONS))
+
+
+def at_network_size(images_bgr, size):
+    """uint8 BGR copies at the network size (what the detector and the anomalies act on)."""
+    return [np.clip(resize_bgr(image, size).round(), 0, 255).astype(np.uint8) for image in images_bgr]
+
+
+class Scorer:
+    """Runs the pipeline's monitored forward once per batch and derives every method's score from it."""
+
+    def __init__(self, pipeline, mahalanobis=None, mc_passes=4, seed=0):
+        self.pipeline = pipeline
+        self.mahalanobis = mahalanobis
+        self.mc_dropout = MCDropout(pipeline.model, passes=mc_passes, seed=seed) if mc_passes else None
+
+    def _forward(self, x):
+        """(logits, DAAIN scores, pooled encoder features) from one forward."""
+        pooled = []
+        hook = encoder_of(self.pipeline.model).b3.register_forward_hook(
+            lambda _m, _i, out: pooled.append(out.mean((2, 3))))
+        try:
+            with torch.inference_mode():
+                logits, activations = self.pipeline.monitor(x)
+                scores = self.pipeline.detector(activations)
+        finally:
+            hook.remove()
+        return logits, scores, pooled[0]
+
+    def features(self, images, batch_size=8):
+        """Pooled encoder features of clean fit images, for the Mahalanobis baseline."""
+        return torch.cat([self._forward(self._input(images[i:i + batch_size]))[2]
+                          for i in range(0, len(images), batch_size)])
+
+    def _input(self, images):
+        return preprocess(images, self.pipeline.size, self.pipeline.device)
+
+    def score(self, images, batch_size=8):
+        """dict method -> scores (float64, one per image) and the predicted labels."""
+        out = {m: [] for m in METHODS}
+        labels = []
+        for start in range(0, len(images), batch_size):
+            x = self._input(images[start:start + batch_size])
+            logits, daain, features = self._forward(x)
+            out["daain"].append(daain)
+            out["msp"].append(MaxSoftmax().predict(logits))
+            out["max_logit"].append(MaxLogit().predict(logits))
+            out["entropy"].append(mean_entropy(logits))
+            if self.mahalanobis is not None:
+                out["mahalanobis"].append(self.mahalanobis.predict(features))
+            if self.mc_dropout is not None:
+                out["mc_dropout"].append(self.mc_dropout.predict(x))
+            labels.append(logits.argmax(1).byte().cpu().numpy())
+        scores = {m: torch.cat(v).double().cpu().numpy() for m, v in out.items() if v}
+        return scores, np.concatenate(labels)
+
+
+def _settings(kind, config):
+    """(setting name, value, image stride) of each run of ``kind``."""
+    if not is_attack(kind):
+        return [("severity", s, 1) for s in config.severities]
+    return [("eps", e, 1) for e in config.eps] + [("eps", e, config.extra_eps_stride) for e in config.extra_eps]
+
+
+def _anomalous(kind, setting, value, images, fit_images, model, config):
+    size = (images[0].shape[1], images[0].shape[0])
+    if kind == "uap":
+        perturbation = fit_uap(model, fit_images, value, size, config.seed, config.attack_steps)
+        return apply_uap(images, perturbation)
+    if setting == "eps":
+        return perturb(kind, images, eps=value, model=model, size=size, seed=config.seed, steps=config.attack_steps)
+    return perturb(kind, images, severity=value, seed=config.seed)
+
+
+def evaluate(pipeline, clean_images, fit_images=None, config=EvaluationConfig(), progress=True):
+    """Scores clean held-out images and each anomaly kind/setting; returns the result rows and raw scores.
+
+    :param fit_images: clean fit-split frames for the Mahalanobis fit and the universal perturbation; when
+        None, Mahalanobis is left out and the universal perturbation is fitted on the held-out frames.
+    """
+    size = pipeline.size
+    clean = at_network_size(clean_images, size)
+    fit = at_network_size(fit_images, size) if fit_images else None
+    mahalanobis = Mahalanobis().fit(Scorer(pipeline, mc_passes=0).features(fit)) if fit else None
+    scorer = Scorer(pipeline, mahalanobis, config.mc_passes, config.seed)
+    clean_scores, clean_labels = scorer.score(clean, config.batch_size)
+    runs = [(kind, *setting) for kind in config.kinds for setting in _settings(kind, config)]
+    rows, raw = [], {"clean": clean_scores}
+    for kind, setting, value, stride in tqdm(runs, desc="evaluate", unit="run", disable=not progress):
+        subset = clean[::stride]
+        images = _anomalous(kind, setting, value, subset, fit or subset, pipeline.model, config)
+        scores, labels = scorer.score(images, config.batch_size)
+        name = f"{kind}@{setting}={value:.4g}"
+        raw[name] = scores
+        effect = compare_labels(clean_labels[::stride], labels) if is_attack(kind) else {}
+        for method, values in scores.items():
+            row = {"kind": kind, setting: value, "method": method, "frames": len(values),
+                   **detection_metrics(clean_scores[method], values), **effect}
+            if method == "daain":
+                row["flag_rate"] = flag_rate(values, pipeline.threshold)
+            rows.append(row)
+    return {"rows": rows, "clean_flag_rate": flag_rate(clean_scores["daain"], pipeline.threshold),
+            "clean_frames": len(clean)}, raw
+
+
+def adaptive_rows(pipeline, surrogate, clean_images, config=EvaluationConfig(), progress=True):
+    """The real detector against PGD that keeps the surrogate (``surrogate``) or itself (white-box) quiet.
+
+    Run on every ``extra_eps_stride``-th held-out frame at the first ``config.eps``: each step costs two
+    forwards. Rows carry ``attacker`` = ``surrogate`` or ``white-box``.
+    """
+    clean = at_network_size(clean_images, pipeline.size)[::config.extra_eps_stride]
+    eps = config.eps[0]
+    scorer = Scorer(pipeline, mc_passes=0)
+    clean_scores, clean_labels = scorer.score(clean, config.batch_size)
+    rows = []
+    attackers = (("surrogate", surrogate), ("white-box", pipeline.detector))
+    for attacker, detector in tqdm(attackers, desc="adaptive", unit="attacker", disable=not progress):
+        images = adaptive_attack(pipeline.model, detector, clean, eps, pipeline.size, config.seed,
+                                 config.attack_steps)
+        scores, labels = scorer.score(images, config.batch_size)
+        rows.append({"kind": ADAPTIVE_KIND, "eps": eps, "method": "daain", "attacker": attacker,
+                     "frames": len(images), **detection_metrics(clean_scores["daain"], scores["daain"]),
+                     "flag_rate": flag_rate(scores["daain"], pipeline.threshold),
+                     **compare_labels(clean_labels, labels)})
+    return rows
+
+
+def domain_shift(pipeline, sources, batch_size=8):
+    """DAAIN score distribution of other cameras and conditions: name -> scores."""
+    scorer = Scorer(pipeline, mc_passes=0)
+    return {name: scorer.score(at_network_size(images, pipeline.size), batch_size)[0]["daain"]
+            for name, images in sources.items()}

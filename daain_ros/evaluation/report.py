@@ -1,0 +1,120 @@
+"""Writes an evaluation: ``results.json`` (every number), ``report.md`` (the table) and PNG plots."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from daain_ros.evaluation.protocol import METHODS  # noqa: E402
+
+
+def _setting(row):
+    if "eps" in row:
+        return f"eps {round(row['eps'] * 255)}/255"
+    return f"severity {row['severity']}"
+
+
+def _table(rows):
+    """Markdown: one line per kind and setting; AUROC / AUPR / FPR95 per method; attack effect."""
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    head = "| anomaly | setting | " + " | ".join(methods) + " | DAAIN flagged | pixel agreement |"
+    lines = [head, "|" + "---|" * (len(methods) + 4)]
+    keys = list(dict.fromkeys((r["kind"], _setting(r)) for r in rows))
+    for kind, setting in keys:
+        group = {r["method"]: r for r in rows if r["kind"] == kind and _setting(r) == setting}
+        cells = [f"{group[m]['auroc']:.3f} / {group[m]['aupr']:.3f} / {group[m]['fpr95']:.2f}" for m in methods]
+        daain = group["daain"]
+        effect = f"{daain['pixel_agreement']:.3f}" if "pixel_agreement" in daain else ""
+        lines.append(f"| {kind} | {setting} | " + " | ".join(cells) + f" | {daain['flag_rate']:.0%} | {effect} |")
+    return "\n".join(lines)
+
+
+def _plot_grid(raw, path, draw, title):
+    names = [n for n in raw if n != "clean"]
+    cols = 4
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        draw(ax, raw["clean"], raw[name])
+        ax.set_title(name, fontsize=9)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _roc(ax, clean, anomalous):
+    for method in anomalous:
+        labels = np.r_[np.zeros(len(clean[method])), np.ones(len(anomalous[method]))]
+        fpr, tpr, _ = roc_curve(labels, np.r_[clean[method], anomalous[method]])
+        ax.plot(fpr, tpr, label=method, lw=2 if method == "daain" else 1)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.5)
+    ax.legend(fontsize=6)
+
+
+def _histogram(ax, clean, anomalous, threshold):
+    bins = np.histogram_bin_edges(np.r_[clean["daain"], anomalous["daain"]], bins=30)
+    ax.hist(clean["daain"], bins=bins, alpha=0.6, label="clean")
+    ax.hist(anomalous["daain"], bins=bins, alpha=0.6, label="anomalous")
+    ax.axvline(threshold, color="k", ls="--", lw=1)
+    ax.legend(fontsize=6)
+
+
+def _domain_plot(clean, domain, threshold, path):
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.boxplot([clean] + list(domain.values()), tick_labels=["held-out clean"] + list(domain), vert=False)
+    ax.axvline(threshold, color="k", ls="--", lw=1, label="threshold")
+    ax.set_xlabel("DAAIN score (higher = more anomalous)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(out, results, raw, threshold, domain=None, context=None):
+    """Writes every file of an evaluation into ``out``; returns the report path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    domain = domain or {}
+    domain_rows = {name: {"frames": len(s), "flag_rate": float(np.mean(s > threshold)),
+                          "median": float(np.median(s)), "p90": float(np.quantile(s, 0.9))}
+                   for name, s in domain.items()}
+    document = {**results, "threshold": threshold, "domain": domain_rows, "context": context or {}}
+    (out / "results.json").write_text(json.dumps(document, indent=2))
+    _plot_grid(raw, out / "roc.png", _roc, "ROC: held-out clean vs anomalous")
+    _plot_grid(raw, out / "histograms.png", lambda ax, c, a: _histogram(ax, c, a, threshold),
+               "DAAIN scores: held-out clean vs anomalous (dashed: threshold)")
+    lines = ["# DAAIN evaluation", "",
+             f"Held-out clean frames: {results['clean_frames']}, flagged at the calibrated threshold "
+             f"({threshold:.4f}): {results['clean_flag_rate']:.1%}.", "",
+             "Cells: AUROC / AUPR (anomalous positive) / FPR at 95 % TPR. Pixel agreement: the attacked "
+             "prediction against the clean one (lower = a stronger attack).", "", _table(results["rows"]), "",
+             "![ROC curves](roc.png)", "", "![DAAIN score histograms](histograms.png)", ""]
+    if results.get("adaptive"):
+        lines += ["## Adaptive attacker: is the key a secret worth keeping?", "",
+                  "PGD that also keeps a detector below its threshold. `surrogate`: the attacker fitted the same "
+                  "recipe with another key on the same frames; `white-box`: the attacker has the real key. "
+                  "Columns are the real detector's.", "",
+                  "| attacker | eps | frames | AUROC | flagged | pixel agreement |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['auroc']:.3f} | "
+                  f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in results["adaptive"]]
+        lines.append("")
+    if domain:
+        _domain_plot(raw["clean"]["daain"], domain, threshold, out / "domain.png")
+        lines += ["## Other cameras and conditions", "", "| source | frames | flagged | median | p90 |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {n} | {r['frames']} | {r['flag_rate']:.0%} | {r['median']:.3f} | {r['p90']:.3f} |"
+                  for n, r in domain_rows.items()]
+        lines += ["", "![Domain shift](domain.png)", ""]
+    for key, value in (context or {}).items():
+        lines.append(f"- {key}: {value}")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

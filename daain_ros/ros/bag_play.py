@@ -1,0 +1,121 @@
+"""``daain bag play``: publish a bag's messages with rclpy on their recorded timing, like ``ros2 bag play``.
+
+Messages go out in log-time order, message ``i`` at ``(log_ns[i] - log_ns[0]) / rate`` after the start
+(late ones at once, none skipped). Each is validated by deserializing it (``rosbags``) and published as
+CDR bytes, so any message type with a Python package here can be played. A message that cannot be
+deserialized is not published: it is counted and named on stderr. Publishers are reliable by default
+(``--qos best_effort`` for sensor-data QoS); at the end the player waits for reliable subscribers to
+acknowledge everything (not after SIGINT/SIGTERM, which stop it at once).
+"""
+
+import heapq
+import json
+import sys
+import time
+
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from tqdm import tqdm
+
+from daain_ros.ros.dds import StopSignals, dds_node, message_class
+from daain_ros.io.rosbag import bag_topics, read_messages, typestore
+from daain_ros.errors import DaainError, DataSourceError, ImageError
+
+RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+DEPTH = 10
+ACK_TIMEOUT_S = 10.0
+
+
+def parse_remaps(texts):
+    """``["A:=B", ...]`` -> ``{A: B}``."""
+    remaps = {}
+    for text in texts:
+        source, sep, target = text.partition(":=")
+        if not sep or not source.startswith("/") or not target.startswith("/"):
+            raise DaainError(f"topic remap {text!r}: expected /FROM:=/TO, e.g. /camera/image_raw:=/image")
+        remaps[source] = target
+    return remaps
+
+
+def played_topics(bag, wanted):
+    """``{topic: message type}`` of the topics to play (all by default), checked against the bag."""
+    topics = bag_topics(bag)
+    missing = sorted(set(wanted or ()) - set(topics))
+    if missing:
+        present = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(topics.items())) or "none"
+        raise DataSourceError(f"{bag}: no topic {', '.join(missing)}; the bag has {present}")
+    chosen = {t: topics[t][0] for t in (wanted or sorted(topics)) if topics[t][1] > 0}
+    if not chosen:
+        raise DataSourceError(f"{bag}: no messages to play")
+    return chosen, sum(topics[t][1] for t in chosen)
+
+
+def messages(bag, topics):
+    """``(log ns, topic, index, message or ImageError)`` of all ``topics``, merged in log-time order."""
+    def stream(topic):
+        for index, log_ns, msg in read_messages(bag, topic):
+            yield log_ns, topic, index, msg
+
+    return heapq.merge(*map(stream, topics), key=lambda item: item[0])
+
+
+class Player:
+    """Publishes one pass over the bag at ``rate`` times the recorded speed."""
+
+    def __init__(self, bag, publishers, msgtypes, rate, stop):
+        self.bag, self.publishers, self.msgtypes, self.rate, self.stop = bag, publishers, msgtypes, rate, stop
+        self.published = dict.fromkeys(publishers, 0)
+        self.unreadable = 0
+
+    def play(self, progress):
+        start = first_ns = None
+        for log_ns, topic, index, msg in messages(self.bag, self.publishers):
+            if first_ns is None:  # the clock starts with the first message, once the bag is open
+                start, first_ns = time.monotonic(), log_ns
+            self.stop.sleep_until(start + (log_ns - first_ns) / 1e9 / self.rate)
+            if self.stop.stopped:
+                return
+            if isinstance(msg, ImageError):
+                self.unreadable += 1
+                tqdm.write(f"daain bag play: not published: {' '.join(str(msg).split())}", file=sys.stderr)
+            else:
+                self.publishers[topic].publish(bytes(typestore().serialize_cdr(msg, self.msgtypes[topic])))
+                self.published[topic] += 1
+            progress.update()
+
+
+def _wait_for_subscribers(publishers, count, stop):
+    def short():
+        return sorted(p.topic_name for p in publishers.values() if p.get_subscription_count() < count)
+
+    if short():
+        print(f"daain bag play: waiting for {count} subscriber(s) on {', '.join(short())}", file=sys.stderr,
+              flush=True)
+    while not stop.stopped and short():
+        stop.sleep_until(time.monotonic() + 0.02)
+
+
+def run(args):
+    if not args.rate > 0 or args.delay < 0 or args.wait_for_subscribers < 0:
+        raise DaainError(f"--rate {args.rate}, --delay {args.delay}, --wait-for-subscribers "
+                         f"{args.wait_for_subscribers}: expected a rate > 0 and the others >= 0")
+    remaps = parse_remaps(args.topic_remap)
+    msgtypes, count = played_topics(args.bag, args.topics)
+    classes = {topic: message_class(msgtype) for topic, msgtype in msgtypes.items()}
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH, reliability=RELIABILITY[args.qos],
+                     durability=DurabilityPolicy.VOLATILE)
+    passes, started = 0, time.monotonic()
+    with StopSignals() as stop, dds_node("daain_bag_player") as node:
+        publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), qos) for t in msgtypes}
+        _wait_for_subscribers(publishers, args.wait_for_subscribers, stop)
+        stop.sleep_until(time.monotonic() + args.delay)
+        player = Player(args.bag, publishers, msgtypes, args.rate, stop)
+        with tqdm(total=None if args.loop else count, desc=f"play {args.bag.name}", unit="msg") as progress:
+            while not stop.stopped and (passes == 0 or args.loop):
+                player.play(progress)
+                passes += 1
+        acked = None if stop.stopped else all(p.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+                                              for p in publishers.values())
+    print(json.dumps({"bag": str(args.bag), "published": player.published, "unreadable": player.unreadable,
+                      "passes": passes, "wall_s": round(time.monotonic() - started, 3), "acknowledged": acked,
+                      "stopped_by_signal": stop.signal is not None}))

@@ -1,0 +1,76 @@
+"""rclpy plumbing shared by ``daain bag play`` and ``daain bag record``.
+
+The large-frame Fast DDS profile the node uses, an rclpy context whose shutdown we control (SIGINT and
+SIGTERM only set a flag, so a bag is always closed cleanly), and message classes by type name.
+"""
+
+import importlib
+import signal
+import time
+from contextlib import contextmanager
+
+import rclpy
+from rclpy.context import Context
+from rclpy.signals import SignalHandlerOptions
+
+from daain_ros.errors import DaainError
+from daain_ros.ros.fastdds import use_fastdds_profile
+
+#: The longest a wait sleeps before it looks at the stop flag again.
+POLL_S = 0.05
+
+
+def message_class(msgtype):
+    """The rclpy message class of ``pkg/msg/Name`` (what rosidl_runtime_py's get_message does)."""
+    package, _, name = msgtype.partition("/msg/")
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise DaainError(f"message type {msgtype}: no Python message class for it here "
+                         f"({package}.msg.{name}); install that package's ROS 2 messages") from exc
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM set :attr:`signal` instead of interrupting the program."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    @property
+    def stopped(self):
+        return self.signal is not None
+
+    def sleep_until(self, deadline):
+        """Sleeps until ``time.monotonic()`` reaches ``deadline`` or a stop signal arrives."""
+        while not self.stopped and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(POLL_S, left))
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+@contextmanager
+def dds_node(name):
+    """An rclpy node in its own context, with the Fast DDS profile for large frames unless one is set."""
+    use_fastdds_profile()
+    context = Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = rclpy.create_node(name, context=context)
+        yield node
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -36,14 +36,14 @@ out/detector/detector.json: | setup
 out/surrogate/detector.json: | setup
 	$(VENV)/bin/daain fit --model $(ESPNET) --data $(DRIVE) --frames 0:150 --out out/surrogate
 
-# The evaluation protocol of the README: fit on frames 0-149, evaluate on 150-220 and the udacity_p1 stills.
+# The evaluation protocol (docs/evaluation.md): fit on frames 0-149, evaluate on 150-220 and the udacity_p1 stills.
 evaluate: setup out/detector/detector.json out/surrogate/detector.json
 	$(VENV)/bin/daain evaluate --detector out/detector --model $(ESPNET) --data $(DRIVE) --frames 150:221 \
 		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 --surrogate out/surrogate \
 		--domain $(SHARED)/data/footage/udacity_720p --domain $(SHARED)/data/footage/other --out out/evaluate
 
 bench: setup
-	$(VENV)/bin/daain bench --model $(SHARED)/data/espnet/espnet_p_2_q_8.pth --out out/bench.json
+	$(VENV)/bin/daain bench --model $(ESPNET) --footage $(DRIVE) --out out/bench.json
 
 clean:
 	rm -rf $(VENV) out build install log *.egg-info

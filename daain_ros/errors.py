@@ -27,3 +27,7 @@ class DataSourceError(DaainError):
 
 class NotFittedError(DaainError):
     """A detector or baseline was asked to score before it was fitted."""
+
+
+class ResultFileError(DaainError):
+    """An input of ``daain report`` is not a result of ``daain evaluate``, ``daain bench`` or ``daain demo``."""

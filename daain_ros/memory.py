@@ -1,4 +1,5 @@
-"""Process memory: reading a process's resident set, and returning freed heap memory to the system.
+"""Process and host memory: the one reader of /proc's ``key: value`` files, and returning freed heap
+memory to the system.
 
 FrEIA builds every ``AllInOneBlock`` with dense D x D permutation matrices (64 MB at 2,000 dimensions)
 that the flow drops at once (``flow.IndexPermutedBlock``). glibc keeps such freed blocks in the
@@ -22,14 +23,30 @@ def release_freed_memory():
     return bool(trim(0))
 
 
-def process_status_mb(field, pid="self"):
-    """``VmRSS`` (resident now), ``VmHWM`` (peak resident) or another kB field of ``/proc/PID/status``, in
-    MB; None where /proc has no such process or field (off Linux)."""
+def proc_field(path, key):
+    """The value of the first ``key: value`` line of a /proc file (``/proc/cpuinfo``, ``/proc/meminfo``,
+    ``/proc/PID/status``), stripped; None where the file or the key is missing (off Linux, a process gone)."""
     try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        lines = Path(path).read_text().splitlines()
     except OSError:
         return None
     for line in lines:
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
+        name, colon, value = line.partition(":")
+        if colon and name.strip() == key:
+            return value.strip()
     return None
+
+
+def _kb_to_mb(value):
+    return int(value.split()[0]) / 1024 if value else None
+
+
+def process_status_mb(field, pid="self"):
+    """``VmRSS`` (resident now), ``VmHWM`` (peak resident) or another kB field of ``/proc/PID/status``, in
+    MB; None where /proc has no such process or field (off Linux)."""
+    return _kb_to_mb(proc_field(f"/proc/{pid}/status", field))
+
+
+def meminfo_mb(field):
+    """``MemTotal``, ``MemAvailable`` or another kB field of ``/proc/meminfo``, in MB; None off Linux."""
+    return _kb_to_mb(proc_field("/proc/meminfo", field))

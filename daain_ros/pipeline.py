@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from daain_ros.detector.artifact import load_detector
+from daain_ros.detector.monitor import ActivationMonitor
 from daain_ros.device import resolve_device
 from daain_ros.segmentation.espnet import load_espnet
-from daain_ros.detector.monitor import ActivationMonitor
 from daain_ros.segmentation.preprocess import preprocess
 
 
@@ -47,7 +47,7 @@ class Pipeline:
 
     @property
     def device(self):
-        return next(self.model.net.parameters()).device
+        return self.model.device
 
     def infer(self, images_bgr):
         """Device tensors for a batch of BGR uint8 images of any size: (train ids N x H x W, scores N)."""

@@ -7,11 +7,12 @@ The node's outputs are relative names, so ``namespace:=front`` gives /front/daai
 ``model_path``, ``detector_path`` and ``device`` override the config file only when given.
 """
 
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
 
 OVERRIDES = ("model_path", "detector_path", "device")
 

@@ -65,7 +65,7 @@ SMALL_FIT = dict(target_dims=500, augment_copies=1, batch_size=8, key_seed=1234)
 def fitted_detector(tmp_path_factory, p2q8, drive_frames):
     """A small detector for the official p2q8 at 512x256, fitted on 30 frames of the drive (seconds)."""
     from daain_ros.detector.artifact import save_detector
-    from daain_ros.detector.daain import FitConfig, fit_detector
+    from daain_ros.detector.fit import FitConfig, fit_detector
     from daain_ros.detector.flow import FlowConfig
     config = FitConfig(**SMALL_FIT, flow=FlowConfig(epochs=15))
     detector = fit_detector(p2q8, drive_frames[0:150:5], config, progress=False)

@@ -5,7 +5,6 @@ only in bounded ``spin_once`` loops.
 """
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,19 +20,19 @@ from rcl_interfaces.srv import SetParametersAtomically  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
-from daain_ros.ros import processes  # noqa: E402
 from daain_ros.io.image_codec import encode_image  # noqa: E402
 from daain_ros.memory import process_status_mb  # noqa: E402
+from daain_ros.ros import processes  # noqa: E402
+from daain_ros.ros.health import LEVEL_NAMES  # noqa: E402
+from daain_ros.ros.qos import LATCHED  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"
 NODE = "/detector_node"
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
 def node_command(*ros_args, **params):
@@ -42,11 +41,8 @@ def node_command(*ros_args, **params):
 
 
 def start_node(log_path, **params):
-    log = open(log_path, "w")
-    return subprocess.Popen(node_command(**params), stdout=log, stderr=subprocess.STDOUT)
-
-
-stop_node = processes.stop_process
+    """``detector_node`` with ``params`` as a ``ChildProcess`` logging to ``log_path``; stop it with ``stop()``."""
+    return processes.ChildProcess(node_command(**params), log_path)
 
 
 def rss_mb(pid):
@@ -61,7 +57,7 @@ def stamp_text(stamp):
 
 
 def parse_status(status):
-    return {"level": LEVELS[status.level[0]], "message": status.message,
+    return {"level": LEVEL_NAMES[status.level[0]], "message": status.message,
             **{kv.key: kv.value for kv in status.values}}
 
 

@@ -9,8 +9,8 @@ import torch
 
 from daain_ros.detector.artifact import METADATA, TENSORS, load_detector, read_metadata, save_detector
 from daain_ros.errors import DetectorFileError
-from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.pipeline import Pipeline
+from daain_ros.segmentation.espnet import load_espnet
 
 
 @pytest.fixture()
@@ -76,6 +76,23 @@ def test_tensors_of_another_detector_are_refused(artifact_copy, p2q8):
     meta["flow"]["blocks"] = 4
     (artifact_copy / METADATA).write_text(json.dumps(meta))
     with pytest.raises(DetectorFileError, match="do not match each other"):
+        load_detector(artifact_copy, p2q8)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda meta: meta.pop("segmentation"),
+    lambda meta: meta.update(segmentation="p2q8"),
+    lambda meta: meta.pop("layers"),
+    lambda meta: meta.update(layers=[["encoder.level1.conv.conv"]]),
+    lambda meta: meta.update(flow={"blocks": "eight"}),
+    lambda meta: meta.update(input_size=None),
+], ids=["no segmentation", "segmentation not an object", "no layers", "short layer", "flow of strings",
+        "no input size"])
+def test_malformed_metadata_is_a_detector_file_error(artifact_copy, p2q8, damage):
+    meta = json.loads((artifact_copy / METADATA).read_text())
+    damage(meta)
+    (artifact_copy / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(DetectorFileError, match="malformed"):
         load_detector(artifact_copy, p2q8)
 
 

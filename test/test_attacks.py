@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from daain_ros.evaluation.attacks import (ATTACKS, apply_uap, attack, attack_effect, compare_labels, fit_uap, network_input,
-                               predict_labels)
-from daain_ros.segmentation.cityscapes import PERSON, ROAD
 from daain_ros.cli.main import main
 from daain_ros.errors import DaainError, ImageError
+from daain_ros.evaluation.attacks import (ATTACKS, apply_uap, attack, attack_effect, compare_labels, fit_uap,
+                                          network_input, predict_labels)
+from daain_ros.segmentation.cityscapes import PERSON, ROAD
 from daain_ros.segmentation.preprocess import preprocess
 
 HELD_OUT = 160  # the detector protocol fits on frames 0-149

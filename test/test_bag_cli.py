@@ -3,30 +3,15 @@
 import numpy as np
 import pytest
 
-from daain_ros.io.labels import (BagLabels, Segment, check_segments, parse_segment, read_labels,
-                                  write_labels)
-from daain_ros.evaluation.bag_make import EPOCH_NS
-from daain_ros.io.rosbag import bag_topics, read_images
 from daain_ros.cli.main import main
 from daain_ros.errors import DataSourceError
+from daain_ros.evaluation.bag_make import EPOCH_NS
 from daain_ros.io.images import write_image
+from daain_ros.io.labels import BagLabels, Segment, check_segments, parse_segment, read_labels, write_labels
+from daain_ros.io.rosbag import bag_topics, read_images
 from daain_ros.io.sources import STILL_RATE, open_source, stamp_at
 
 VIDEO = "solidWhiteRight.mp4"
-
-
-@pytest.fixture
-def invert_anomalies(monkeypatch):
-    """daain_ros.evaluation.anomalies with a ``perturb`` that inverts the frames and records its calls."""
-    from daain_ros.evaluation import anomalies
-    calls = []
-
-    def perturb(kind, images, severity=3, eps=4 / 255, model=None, size=None, seed=0):
-        calls.append(dict(kind=kind, count=len(images), severity=severity, seed=seed, size=size))
-        return [255 - image for image in images]
-
-    monkeypatch.setattr(anomalies, "perturb", perturb)
-    return calls
 
 
 @pytest.fixture
@@ -58,14 +43,13 @@ def test_from_video_range_compressed(tmp_path, footage_dir, drive_frames, storag
     assert (labels.first_frame, labels.frame_count, labels.segments) == (150, 4, ())
 
 
-def test_from_images_with_injected_segments(tmp_path, image_dir, invert_anomalies):
+def test_from_images_with_injected_segments(tmp_path, image_dir):
+    """The real corruptions at the asked severity, image ``i`` seeded ``--seed + i``, the rest untouched."""
+    from daain_ros.evaluation.corruptions import corrupt
     out = tmp_path / "bag"
     assert main(["bag", "from-images", str(image_dir), str(out), "--topic", "/front/image", "--rate", "20",
                  "--inject", "fog:7-10", "--inject", "noise:2-4", "--severity", "2", "--seed", "5",
                  "--encoding", "bgr8", "--storage", "sqlite3"]) == 0
-    assert invert_anomalies == [
-        dict(kind="noise", count=2, severity=2, seed=7, size=(512, 256)),
-        dict(kind="fog", count=3, severity=2, seed=12, size=(512, 256))]
     originals = [frame.image for frame in open_source(str(image_dir))]
     records = list(read_images(out, "/front/image"))
     assert len(records) == 12
@@ -74,7 +58,7 @@ def test_from_images_with_injected_segments(tmp_path, image_dir, invert_anomalie
         assert record.header_ns == EPOCH_NS + index * 50_000_000
         kind = labels.kind_at(record.header_ns)
         assert kind == ("noise" if 2 <= index < 4 else "fog" if 7 <= index < 10 else None)
-        expected = originals[index] if kind is None else 255 - originals[index]
+        expected = originals[index] if kind is None else corrupt(kind, originals[index], 2, 5 + index)
         np.testing.assert_array_equal(record.image, expected)
     noise = labels.segments[0]
     assert (noise.kind, noise.start, noise.end) == ("noise", 2, 4)
@@ -82,7 +66,7 @@ def test_from_images_with_injected_segments(tmp_path, image_dir, invert_anomalie
     assert labels.perturbation["severity"] == 2 and labels.rate_hz == 20
 
 
-def test_labels_json_carries_seconds_and_kinds(tmp_path, image_dir, invert_anomalies):
+def test_labels_json_carries_seconds_and_kinds(tmp_path, image_dir):
     import json
     out = tmp_path / "bag"
     assert main(["bag", "from-images", str(image_dir), str(out), "--inject", "vflip:3-5",
@@ -151,7 +135,7 @@ def test_segment_checks():
     (["--rate", "0"], "--rate 0.0: expected a positive frame rate"),
     (["--frames", "20:"], "frames 20: select no frames"),
 ])
-def test_cli_errors_are_one_line(tmp_path, image_dir, invert_anomalies, capsys, extra, message):
+def test_cli_errors_are_one_line(tmp_path, image_dir, capsys, extra, message):
     assert main(["bag", "from-images", str(image_dir), str(tmp_path / "bag"), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("daain bag: error: ") and message in err and err.count("\n") == 1
@@ -169,8 +153,8 @@ def test_cli_refuses_to_overwrite_and_missing_sources(tmp_path, image_dir, capsy
 
 
 def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, monkeypatch, capsys):
-    from daain_ros.evaluation import anomalies
     from daain_ros.errors import ImageError
+    from daain_ros.evaluation import anomalies
 
     def perturb(kind, images, **_):
         raise ImageError(f"cannot apply {kind}")
@@ -211,3 +195,25 @@ def test_unknown_kind_is_refused_before_writing(tmp_path, image_dir, capsys):
     assert main(["bag", "from-images", str(image_dir), str(tmp_path / "bag"), "--inject", "rain:1-3"]) == 2
     assert "anomaly kind 'rain': expected one of" in capsys.readouterr().err
     assert not (tmp_path / "bag").exists()
+
+
+def test_make_bag_from_python_returns_what_the_cli_prints(tmp_path, image_dir, capsys):
+    import json
+
+    from daain_ros.errors import DaainError
+    from daain_ros.evaluation.bag_make import BagOptions, make_bag
+    from daain_ros.io.sources import image_folder, parse_frames
+
+    options = BagOptions(rate=20.0, segments=(parse_segment("fog:3-5"),), seed=5)
+    summary = make_bag(image_folder(image_dir, parse_frames("2:8")), tmp_path / "py", options)
+    assert main(["bag", "from-images", str(image_dir), str(tmp_path / "cli"), "--frames", "2:8", "--rate", "20",
+                 "--inject", "fog:3-5", "--seed", "5"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert summary == dict(printed, bag=str(tmp_path / "py")) and summary["frames"] == 6
+    for ours, theirs in zip(read_images(tmp_path / "py", "/camera/image_raw"),
+                            read_images(tmp_path / "cli", "/camera/image_raw"), strict=True):
+        assert ours.header_ns == theirs.header_ns
+        np.testing.assert_array_equal(ours.image, theirs.image)
+    assert read_labels(tmp_path / "py") == read_labels(tmp_path / "cli")
+    with pytest.raises(DaainError, match="--rate -1: expected a positive frame rate"):
+        BagOptions(rate=-1)

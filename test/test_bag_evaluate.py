@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from daain_ros.cli.main import main
 from daain_ros.evaluation import anomalies
+from daain_ros.evaluation.bag_make import EPOCH_NS
 from daain_ros.evaluation.bag_replay import COLUMNS
 from daain_ros.io.labels import BagLabels, Segment, write_labels
-from daain_ros.evaluation.bag_make import EPOCH_NS
 from daain_ros.io.rosbag import IMAGE, BagWriter, _header, bag_topics, read_messages, typestore
-from daain_ros.cli.main import main
-from daain_ros.ros.debounce import KOfN
 from daain_ros.io.sources import stamp_at
+from daain_ros.ros.debounce import KOfN
 
 TOPIC = "/cam/image"
 RATE = 25.0
@@ -135,6 +135,20 @@ def test_output_bag_has_the_input_and_the_detector_topics_on_the_original_stamps
     assert flags == [(s, bool(int(r["debounced_flag"]))) for s, r in zip(stamps, rows)]
 
 
+def test_evaluate_bag_from_python_returns_the_summary_the_cli_writes(evaluated, labelled, model_path,
+                                                                    fitted_detector, tmp_path):
+    from daain_ros.evaluation.bag_replay import evaluate_bag
+    out, _, _ = evaluated
+    bag, _ = labelled
+    summary = evaluate_bag(bag, detector=fitted_detector, model=model_path, out=tmp_path / "py", batch_size=3,
+                           debounce_k=2, debounce_n=2, device="cpu")
+    written = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads((tmp_path / "py" / "summary.json").read_text())
+    for key in ("frames", "unreadable", "flagged", "debounced_flagged", "segments", "topic", "labels"):
+        assert summary[key] == written[key], key
+    assert summary["metrics"]["vflip"]["auroc"] == pytest.approx(written["metrics"]["vflip"]["auroc"])
+
+
 def test_unreadable_frames_are_flagged_counted_and_listed(tmp_path, drive_frames, model_path, fitted_detector):
     types = typestore().types
     bag = tmp_path / "bag"
@@ -232,3 +246,18 @@ def test_the_bag_commands_load_without_rclpy():
             "build_parser().parse_args(['bag', 'play', 'x']); import daain_ros.evaluation.bag_replay, daain_ros.evaluation.bag_report")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_daain_report_renders_the_bag_evaluation_as_its_report_does(evaluated, tmp_path):
+    from daain_ros.cli.main import main
+    out, _, _ = evaluated
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["command"] and summary["provenance"]["machine"]["cpu_count"] >= 1
+    doc = tmp_path / "docs" / "results.md"
+    assert main(["report", str(doc), str(out)]) == 0
+    text = doc.read_text()
+    table_row = next(line for line in (out / "report.md").read_text().splitlines()
+                     if line.startswith(f"| {summary['frames']} |"))
+    assert table_row in text and f"{summary['frames_per_s']:.2f}" in table_row
+    assert f"- commit: {summary['provenance']['commit'] or 'unknown'}" in text
+    assert (tmp_path / "docs" / "results" / "bag" / "scores.png").is_file()

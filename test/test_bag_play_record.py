@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from node_harness import TOPIC, Client, start_node, stop_node
+from node_harness import TOPIC, Client, start_node
 
-from daain_ros.evaluation import anomalies
-from daain_ros.io.labels import BagLabels, Segment, write_labels
-from daain_ros.evaluation.bag_make import EPOCH_NS
-from daain_ros.io.rosbag import IMAGE, BagWriter, _header, bag_topics, header_stamp_ns, read_messages, typestore
 from daain_ros.cli.main import main
 from daain_ros.demo.report import node_verdicts
-from daain_ros.ros.health import format_stamp
+from daain_ros.evaluation import anomalies
+from daain_ros.evaluation.bag_make import EPOCH_NS
+from daain_ros.io.labels import BagLabels, Segment, write_labels
+from daain_ros.io.rosbag import IMAGE, BagWriter, _header, bag_topics, header_stamp_ns, read_messages, typestore
 from daain_ros.io.sources import stamp_at
+from daain_ros.ros.health import format_stamp
 
 DAAIN = str(Path(sys.executable).with_name("daain"))
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
@@ -175,7 +175,7 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     try:
         assert main(["bag", "evaluate", str(drive_bag), "--detector", str(fitted_detector), "--model",
                      str(model), "--out", str(tmp_path / "offline"), "--device", "cpu"]) == 0
-        client.wait_for_node(node)
+        client.wait_for_node(node.process)
         played = subprocess.run(daain("play", drive_bag, "--rate", 0.1, "--wait-for-subscribers", 2,
                                       "--topic-remap", f"/camera/image_raw:={TOPIC}"),
                                 capture_output=True, text=True, timeout=120)
@@ -187,7 +187,7 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     finally:
         recorder.kill()
         client.close()
-        code = stop_node(node)
+        code = node.stop()
     assert recorder.returncode == 0 and code == 0, errors[-2000:] + (tmp_path / "node.log").read_text()[-2000:]
     summary = last_json(recorded)
     assert summary["qos"]["/daain/anomaly"] == "reliable, transient_local"
@@ -196,10 +196,10 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     live = node_verdicts(out)
     # the node judges the newest frame and may skip some; the first and the last it always judges
     assert {_stamp(FIRST), _stamp(FIRST + COUNT - 1)} <= set(live) <= set(offline)
-    for stamp, verdict in live.items():
-        assert verdict.flag == bool(int(offline[stamp]["debounced_flag"])), (stamp, verdict, offline[stamp])
+    for stamp, (verdict, _) in live.items():
+        assert verdict.anomalous == bool(int(offline[stamp]["debounced_flag"])), (stamp, verdict, offline[stamp])
         assert verdict.score == pytest.approx(float(offline[stamp]["score"]), rel=1e-4, abs=1e-4)
-    assert {verdict.flag for verdict in live.values()} == {False, True}
+    assert {verdict.anomalous for verdict, _ in live.values()} == {False, True}
     segmented = [header_stamp_ns(msg.header) for _, _, msg in read_messages(out, "/daain/segmentation")]
     assert sorted(segmented) == sorted(live)
     assert [log for log, _ in serialized(out, TOPIC)] and len(serialized(out, TOPIC)) == COUNT

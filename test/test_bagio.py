@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import yaml
 
-from daain_ros.io.rosbag import (IMAGE, BagWriter, _header, bag_topics, read_images, read_messages,
-                             typestore)
 from daain_ros.errors import DataSourceError, ImageError
+from daain_ros.io.rosbag import (IMAGE, BagWriter, _header, bag_topics, image_topic, read_images, read_messages,
+                                 typestore)
 
 T0 = 1_700_000_000 * 10**9
 SUFFIXES = {"mcap": ".mcap", "sqlite3": ".db3"}
@@ -123,6 +123,27 @@ def test_missing_topic_lists_the_topics_present(tmp_path):
         list(read_images(tmp_path / "bag", "/score"))
 
 
+def test_image_topic_is_the_raw_one_else_the_compressed_one_else_asked_for(tmp_path):
+    frame = _frames(1)[0]
+    with BagWriter(tmp_path / "both", "mcap") as bag:
+        bag.add_image("/cam", T0, frame)
+        bag.add_compressed("/cam/compressed", T0, frame)
+        bag.add_compressed("/cam/compressed", T0 + 1, frame)
+    assert image_topic(tmp_path / "both") == ("/cam", 1)
+    assert image_topic(tmp_path / "both", "/cam/compressed") == ("/cam/compressed", 2)
+    with BagWriter(tmp_path / "two", "mcap") as bag:
+        bag.add_compressed("/left", T0, frame)
+        bag.add_compressed("/right", T0, frame)
+        bag.add_float32("/score", T0, 1.0)
+        bag._writer.add_connection("/empty", "sensor_msgs/msg/CompressedImage", typestore=typestore())
+    with pytest.raises(DataSourceError, match="topic /empty has no messages"):
+        image_topic(tmp_path / "two", "/empty")
+    with pytest.raises(DataSourceError, match=r"say which image topic to read \(--topic\); image topics: "
+                                              r"/empty .*, /left \(sensor_msgs/msg/CompressedImage, 1 messages\), "
+                                              r"/right \(.*\)$"):
+        image_topic(tmp_path / "two")
+
+
 @pytest.fixture
 def good_bag(tmp_path, storage):
     with BagWriter(tmp_path / "good", storage) as bag:
@@ -198,6 +219,7 @@ def test_rclpy_reads_the_bytes_we_write(tmp_path):
     serialization = pytest.importorskip("rclpy.serialization", reason="needs rclpy (ROS 2 Python wheels)")
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Bool, Float32
+
     from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg
     frame = _frames(1)[0]
     with BagWriter(tmp_path / "bag", "mcap") as bag:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from sklearn.covariance import LedoitWolf
 
-from daain_ros.evaluation.baselines import (BASELINES, Entropy, Mahalanobis, MaxLogit, MaxSoftmax, MCDropout, baseline_scores,
-                                 forward_with_features, pooled_features)
 from daain_ros.errors import DaainError, NotFittedError
+from daain_ros.evaluation.baselines import (BASELINES, Entropy, Mahalanobis, MaxLogit, MaxSoftmax, MCDropout,
+                                            baseline_scores, forward_with_features, pooled_features)
 from daain_ros.segmentation.preprocess import preprocess
 
 
@@ -71,6 +71,9 @@ def test_one_forward_gives_logits_and_pooled_encoder_features(p2q8, frames):
         logits, features = forward_with_features(p2q8, frames)
         torch.testing.assert_close(logits, p2q8.logits(frames))
         torch.testing.assert_close(features, p2q8.net.encoder.features(frames)[2].mean((2, 3)))
+        doubled, same = forward_with_features(p2q8, frames, lambda x: 2 * p2q8.logits(x))  # as a monitor would
+        torch.testing.assert_close(doubled, 2 * logits)
+        torch.testing.assert_close(same, features)
     assert features.shape == (2, 256)
 
 
@@ -79,15 +82,17 @@ def test_baseline_scores_share_the_forward(p2q8, drive_frames, frames):
     fit = preprocess(drive_frames[0:120:10], (512, 256))
     mahalanobis = Mahalanobis().fit(pooled_features(p2q8, fit))
     mc_dropout = MCDropout(p2q8, passes=2)
-    scores = baseline_scores(p2q8, frames, mahalanobis, mc_dropout)
-    assert tuple(scores) == ("msp", "max_logit", "entropy", "mahalanobis", "mc_dropout") == BASELINES
     with torch.inference_mode():
-        logits = p2q8.logits(frames)
-    np.testing.assert_allclose(scores["msp"], MaxSoftmax().predict(logits).numpy(), rtol=1e-5)
-    np.testing.assert_allclose(scores["entropy"], Entropy().predict(logits).numpy(), rtol=1e-5)
-    np.testing.assert_allclose(scores["mc_dropout"], mc_dropout.predict(frames).numpy(), rtol=1e-5)
-    assert all(s.shape == (2,) and s.dtype == np.float64 for s in scores.values())
-    assert set(baseline_scores(p2q8, frames)) == {"msp", "max_logit", "entropy"}
+        logits, features = forward_with_features(p2q8, frames)
+    scores = baseline_scores(frames, logits, features, mahalanobis, mc_dropout)
+    assert tuple(scores) == ("msp", "max_logit", "entropy", "mahalanobis", "mc_dropout") == BASELINES
+    torch.testing.assert_close(scores["msp"], MaxSoftmax().predict(logits))
+    torch.testing.assert_close(scores["max_logit"], MaxLogit().predict(logits))
+    torch.testing.assert_close(scores["entropy"], Entropy().predict(logits))
+    torch.testing.assert_close(scores["mahalanobis"], mahalanobis.predict(pooled_features(p2q8, frames)))
+    torch.testing.assert_close(scores["mc_dropout"], mc_dropout.predict(frames))
+    assert all(s.shape == (2,) for s in scores.values())
+    assert set(baseline_scores(frames, logits, features)) == {"msp", "max_logit", "entropy"}
 
 
 @pytest.mark.slow

@@ -6,14 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from daain_ros.cli import main as cli
 from daain_ros.bench.runner import fresh_detector, parse_sizes
-from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, reference_estimate_mb
-from daain_ros.errors import DaainError
-from daain_ros.segmentation.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
+from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames
+from daain_ros.cli import main as cli
 from daain_ros.detector.heads import ScoreHead
+from daain_ros.errors import DaainError
+from daain_ros.memory import process_status_mb
 from daain_ros.pipeline import Pipeline
+from daain_ros.segmentation.espnet import ESPNet, SegmentationModel, load_espnet, save_espnet
+from daain_ros.segmentation.preprocess import preprocess
 
 SIZE = (64, 32)
 
@@ -69,13 +72,40 @@ def test_fresh_detector_at_another_size_keeps_the_templates_fitted_head():
         assert torch.isfinite(fresh(torch.randn(2, 300))).all()
 
 
-def test_reference_estimate_matches_the_measured_space():
-    """FINDINGS: 5,526 channels at 512x256 make a 2.70 GiB activation space (8.7 GB peak measured)."""
-    space_mb, peak_mb = reference_estimate_mb(5526, (512, 256), 1)
-    assert space_mb / 1024 == pytest.approx(2.70, abs=0.01)
-    assert peak_mb / 1000 == pytest.approx(8.7, rel=0.05)
-    assert reference_estimate_mb(5526, (1024, 512), 1)[0] == pytest.approx(4 * space_mb)
-    assert reference_estimate_mb(5526, (512, 256), 8)[0] == pytest.approx(8 * space_mb)
+def _activation_space(net, frames, size):
+    """The reference's activation space built here by hand: every leaf module's output, nearest-upsampled to
+    the input size and stacked along channels."""
+    outputs, handles = [], []
+    for module in net.modules():
+        if not any(module.children()) and module is not net:
+            handles.append(module.register_forward_hook(lambda _m, _i, out: outputs.append(out)))
+    try:
+        with torch.inference_mode():
+            x = preprocess(frames, size, torch.device("cpu"))
+            net(x)
+            return torch.cat([nn.functional.interpolate(out, size=x.shape[-2:], mode="nearest")
+                              for out in outputs if out.dim() == 4], 1)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("size,batch", [(SIZE, 2), ((128, 64), 1)])
+def test_reference_estimate_is_the_size_of_the_space_the_reference_builds(tmp_path, model_file, size, batch):
+    """The bench's estimate for a saved detector (channels from its metadata, size, batch) is the byte size
+    of the activation space the reference gather materialises, and its peak estimate scales that space."""
+    from daain_ros.bench.runner import BenchConfig, reference_leaf
+    from daain_ros.bench.variants import REFERENCE_PEAK_FACTOR
+    from daain_ros.detector.artifact import save_detector
+    model = load_espnet(model_file)
+    detector_dir = save_detector(fresh_detector(model, size, dims=300), tmp_path / "det", model)
+    record = reference_leaf(BenchConfig(model=model_file, quick=True), size, batch,
+                            torch.device("cpu"), detector_dir, {}, {})
+    space = _activation_space(model.net, procedural_frames(batch, size, seed=1), size)
+    assert space.shape == (batch, record["channels"], size[1], size[0])
+    assert record["space_mb"] == pytest.approx(space.numel() * space.element_size() / 2**20, rel=1e-12)
+    assert record["estimated_peak_mb"] == pytest.approx(REFERENCE_PEAK_FACTOR * record["space_mb"])
+    assert record["skipped"] == "quick mode"
 
 
 def test_parse_sizes():
@@ -102,11 +132,6 @@ def _leaves(tree):
                 yield f"{size}/{batch}/{device}", leaf
 
 
-def _vm_hwm_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-
-
 @pytest.mark.slow
 def test_quick_bench_writes_every_field(tmp_path, model_file):
     """A quick run at a tiny size: every section and field is there, and each variant's peak memory is its
@@ -115,7 +140,7 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     out = tmp_path / "bench.json"
     code = cli.main(["bench", "--quick", "--sizes", "64x32", "--dims", "200", "--frames", "2",
                      "--model", str(model_file), "--out", str(out)])
-    parent_mb = _vm_hwm_mb()
+    parent_mb = process_status_mb("VmHWM")
     del ballast
     assert code == 0
     result = json.loads(out.read_text())
@@ -148,8 +173,8 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
 
 def test_profile_attributes_the_same_convolutions_to_both_variants(tmp_path, model_file):
     """The profile compares like with like: DAAIN runs exactly ESPNet's convolutions, plus its own operators."""
-    from daain_ros.detector.artifact import save_detector
     from daain_ros.bench.profile import profile_hot_path
+    from daain_ros.detector.artifact import save_detector
     model = load_espnet(model_file)
     detector = fresh_detector(model, SIZE, dims=300)
     detector_dir = save_detector(detector, tmp_path / "det", model)

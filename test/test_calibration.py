@@ -8,11 +8,13 @@ import torch
 
 from daain_ros.cli.main import main
 from daain_ros.demo.default_assets import default_model_path
-from daain_ros.detector.daain import FitConfig, calibrate, cross_fitted_scores, fit_detector
-from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.calibration import calibrate, cross_fitted_scores
+from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.sampling_key import LayerShape, SamplingKey
+from daain_ros.errors import DaainError
 from daain_ros.io.sources import open_source
+from daain_ros.segmentation.espnet import load_espnet
 
 CONFIG = FitConfig(augment_copies=1, calibration_folds=3, flow=FlowConfig(epochs=3, blocks=2))
 
@@ -68,20 +70,22 @@ def test_daain_fit_takes_the_number_of_calibration_folds(tmp_path):
 
 
 def test_supervised_head_learns_generated_anomalies_and_survives_the_artifact(tmp_path, default_model):
-    from daain_ros.evaluation.anomalies import perturb
     from daain_ros.detector.artifact import load_detector, save_detector
+    from daain_ros.evaluation.anomalies import perturb
     from daain_ros.evaluation.metrics import auroc
     from daain_ros.pipeline import Pipeline
 
     frames = [f.image for f in open_source("synthetic:3:30")]
     config = FitConfig(target_dims=300, augment_copies=1, calibration_folds=3, key_seed=2, head="supervised",
                        anomaly_kinds=("noise", "vflip"), flow=FlowConfig(epochs=3, blocks=2))
-    detector = fit_detector(default_model, frames, config, progress=False)
+    with pytest.raises(DaainError, match="anomaly generator"):
+        fit_detector(default_model, frames, config, progress=False)
+    detector = fit_detector(default_model, frames, config, progress=False, anomalies=perturb)
     loaded = load_detector(save_detector(detector, tmp_path / "det", default_model), default_model)
     assert loaded.metadata["fit"]["anomaly_kinds"] == ["noise", "vflip"] and loaded.head.kind == "supervised"
     pipeline = Pipeline(default_model, loaded)
     try:
-        # the kind it learned, on new noise over the fit scenes (held-out scenes drift: see the README)
+        # the kind it learned, on new noise over the fit scenes (held-out scenes drift: see docs/how-it-works.md)
         clean = np.array([r.score for r in pipeline.process(frames[:30])])
         noisy = np.array([r.score for r in pipeline.process(perturb("noise", frames[:30], seed=5))])
         with torch.no_grad():

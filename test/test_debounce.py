@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from daain_ros.ros.debounce import KOfN
 from daain_ros.errors import DaainError
+from daain_ros.ros.debounce import KOfN
 
 
 def test_default_passes_every_verdict_through():

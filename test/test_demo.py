@@ -4,6 +4,7 @@ real DDS, the packaged defaults)."""
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -12,17 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daain_ros.evaluation import anomalies
-from daain_ros.io.labels import BagLabels, Segment
 from daain_ros.cli.main import main
 from daain_ros.demo.default_assets import default_model_path
-from daain_ros.demo.drive import (DEMO_FIRST, DEMO_SEED, DEMO_STREET, QUICK_FRAMES, Children, DemoConfig, _watch,
-                            default_detector_path, drive_spec, plan_segments, ros_environment)
-from daain_ros.demo.report import Verdict, drive_parts, summarize_parts
+from daain_ros.demo.drive import (DEMO_FIRST, DEMO_SEED, DEMO_STREET, QUICK_FRAMES, DemoConfig, _watch,
+                                  default_detector_path, drive_spec, plan_segments, ros_environment)
+from daain_ros.demo.report import drive_parts, summarize_parts
 from daain_ros.errors import DaainError, DataSourceError
+from daain_ros.evaluation import anomalies
 from daain_ros.evaluation.metrics import auroc
+from daain_ros.io.labels import BagLabels, Segment
 from daain_ros.io.sources import SYNTHETIC_FRAMES, open_source, parse_frames, stamp_at
 from daain_ros.io.synthetic import FPS, drive
+from daain_ros.ros.health import ERROR, OK, Verdict
+from daain_ros.ros.processes import ChildProcess
 
 DAAIN = str(Path(sys.executable).with_name("daain"))
 FINAL_LINE = re.compile(r"^demo: (\d+)/(\d+) injected segments flagged, false-positive rate (\d\.\d\d)$")
@@ -104,7 +107,8 @@ def test_timeline_counts_judged_flagged_and_first_flag_per_part():
     labels = _labels()
     assert drive_parts(labels) == [(None, 1, 3), ("fog", 3, 5), (None, 5, 7), ("vflip", 7, 9), (None, 9, 10)]
     flags = {1: False, 2: True, 4: True, 5: False, 6: False, 7: False, 8: False, 9: False}  # frame 3 not judged
-    verdicts = {labels.epoch_ns + stamp_at(i, 10.0): Verdict(flag, float(i), 50.0 + i) for i, flag in flags.items()}
+    verdicts = {labels.epoch_ns + stamp_at(i, 10.0): (Verdict(flag, ERROR if flag else OK, "", float(i)), 50.0 + i)
+                for i, flag in flags.items()}
     parts, result = summarize_parts(labels, verdicts)
     assert [(p["kind"], p["judged"], p["flagged"]) for p in parts] == [
         ("clean", 2, 1), ("fog", 1, 1), ("clean", 2, 0), ("vflip", 2, 0), ("clean", 1, 0)]
@@ -122,13 +126,25 @@ def test_ros_environment_isolates_the_demo():
 
 
 def test_children_are_stopped_even_when_the_demo_fails(tmp_path):
+    env = {"PATH": "/usr/bin:/bin"}
+    sleeps = [sys.executable, "-c", "import time; time.sleep(600)"]
+    fails = [sys.executable, "-c", "import sys; print('node failed'); sys.exit(3)"]
     with pytest.raises(DaainError, match="exited with code 3 before the drive was played: node failed"):
-        with Children({"PATH": "/usr/bin:/bin"}) as children:
-            waiting = children.start([sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "a.log")
-            node = children.start([sys.executable, "-c", "import sys; print('node failed'); sys.exit(3)"],
-                                  tmp_path / "b.log")
-            _watch(waiting, {"detector_node": (node, tmp_path / "b.log")}, time.monotonic() + 60)
-    assert waiting.returncode is not None and node.returncode == 3
+        with ChildProcess(sleeps, tmp_path / "a.log", env) as waiting, \
+                ChildProcess(fails, tmp_path / "b.log", env) as node:
+            _watch(waiting, {"detector_node": node}, time.monotonic() + 60)
+    assert waiting.process.returncode is not None and node.process.returncode == 3
+
+
+def test_a_child_that_ignores_sigint_is_killed_and_its_log_starts_with_its_command(tmp_path):
+    code = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); "
+            "time.sleep(600)")
+    child = ChildProcess([sys.executable, "-c", code], tmp_path / "child.log")
+    deadline = time.monotonic() + 60
+    while child.log_tail() != "ready" and time.monotonic() < deadline:  # SIGINT is ignored from here on
+        time.sleep(0.01)
+    assert child.stop(timeout=0.5) == -signal.SIGKILL
+    assert child.log_tail(2) == f"{sys.executable} -c {code} | ready"
 
 
 def test_a_model_without_its_detector_is_one_line_and_exit_code_2(tmp_path, capsys):

@@ -1,5 +1,7 @@
-"""The flow: FrEIA's permutation as an index gather equals its dense product; invertible; seeded."""
+"""The flow: FrEIA's permutation as an index gather equals its dense product; invertible; seeded; its
+config reads older detector files."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ import pytest
 import torch
 from FrEIA.modules import AllInOneBlock
 
+from daain_ros.demo.default_assets import DEFAULT_DIR
 from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
 
 
@@ -60,3 +63,19 @@ def test_building_a_flow_leaves_no_dense_permutations_resident():
             "print(mb('VmRSS') - before)")
     grown_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert grown_mb < 40
+
+
+def test_config_round_trips_and_ignores_only_the_retired_patience():
+    config = FlowConfig(blocks=3, epochs=7, seed=2)
+    assert FlowConfig.from_dict(config.to_dict()) == config
+    assert FlowConfig.from_dict({**config.to_dict(), "patience": 15}) == config
+    with pytest.raises(TypeError, match="depth"):
+        FlowConfig.from_dict({**config.to_dict(), "depth": 2})
+    with pytest.raises(TypeError, match="expected a mapping"):
+        FlowConfig.from_dict([3, 7])
+
+
+def test_the_packaged_detector_written_with_patience_still_reads():
+    stored = json.loads((DEFAULT_DIR / "detector" / "detector.json").read_text())["flow"]
+    assert "patience" in stored
+    assert FlowConfig.from_dict(stored).to_dict() == {k: v for k, v in stored.items() if k != "patience"}

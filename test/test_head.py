@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from daain_ros.errors import DaainError, NotFittedError
 from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
 from daain_ros.detector.heads import HEAD_KINDS, ScoreHead
+from daain_ros.errors import DaainError, NotFittedError
 
 DIMS = 32
 

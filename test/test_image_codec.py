@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from daain_ros.errors import ImageError
-from daain_ros.io.image_codec import (decode_compressed, decode_compressed_msg, decode_image,
-                                   decode_image_msg, encode_compressed, encode_image)
+from daain_ros.io.image_codec import (decode_compressed, decode_compressed_msg, decode_image, decode_image_msg,
+                                      encode_compressed, encode_image)
 
 BUFFER_KINDS = {
     "bytes": bytes,

@@ -1,10 +1,10 @@
-"""Detection metrics on cases whose answers are worked out by hand."""
+"""Detection metrics, mIoU and ratios on cases whose answers are worked out by hand."""
 
 import numpy as np
 import pytest
 
 from daain_ros.errors import DaainError
-from daain_ros.evaluation.metrics import aupr, auroc, detection_metrics, flag_rate, fpr_at_95_tpr
+from daain_ros.evaluation.metrics import aupr, auroc, detection_metrics, flag_rate, fpr_at_95_tpr, miou, ratio
 
 
 def test_two_against_two_by_hand():
@@ -39,3 +39,30 @@ def test_flag_rate_is_strictly_above():
 def test_empty_or_non_finite_scores_are_refused(clean, anomalous):
     with pytest.raises(DaainError, match="expected a non-empty set of finite numbers"):
         detection_metrics(clean, anomalous)
+
+
+def test_miou_against_ground_truth_by_hand():
+    labels = np.array([[0, 0, 1, 1], [2, 2, 2, 19]])
+    per_class, mean = miou(labels, labels)
+    assert mean == 1.0 and np.isnan(per_class[3])
+    pred = np.array([[0, 1, 1, 1], [2, 2, 0, 5]])
+    per_class, mean = miou(pred, labels)
+    # road: tp 1, fp 1 (the 2 predicted as 0), fn 1 -> 1/3; sidewalk: tp 2, fp 1 -> 2/3; building: tp 2, fn 1 -> 2/3
+    np.testing.assert_allclose(per_class[[0, 1, 2]], [1 / 3, 2 / 3, 2 / 3])
+    assert mean == pytest.approx(5 / 9)  # the unlabelled pixel (19) is ignored, class 5 never occurs
+    with pytest.raises(DaainError, match="expected the same positive number"):
+        miou(pred[:1], labels)
+
+
+def test_miou_counting_predicted_classes_charges_a_class_painted_in():
+    truth, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    # class 0: tp 1, union 2 -> 1/2; class 1: 1; class 2 is only predicted: IoU 0 when it counts
+    per_class, mean = miou(pred, truth, classes=None, ignore=None)
+    assert mean == pytest.approx(3 / 4) and np.isnan(per_class[2]) and len(per_class) == 3
+    per_class, mean = miou(pred, truth, classes=None, ignore=None, count_predicted=True)
+    assert mean == pytest.approx(1 / 2) and per_class[2] == 0
+
+
+def test_ratio_is_a_float_or_an_empty_cell():
+    assert ratio(1, 4) == 0.25 and type(ratio(np.int64(3), np.int64(4))) is float
+    assert ratio(None, 4) is None and ratio(1, 0) is None and ratio(1, None) is None

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daain_ros.segmentation.espnet import ESPNet, SegmentationModel
 from daain_ros.detector.monitor import ActivationMonitor, leaf_layers, probe_layers
 from daain_ros.detector.sampling_key import SamplingKey
+from daain_ros.segmentation.espnet import ESPNet, SegmentationModel
 
 
 def _tiny_model():

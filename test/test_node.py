@@ -11,11 +11,12 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
-from node_harness import LATCHED, REPO, Client, frame_msg, node_command, rss_mb, start_node, stop_node
+from node_harness import REPO, Client, frame_msg, node_command, rss_mb, start_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
 from daain_ros.ros.fastdds import fastdds_profile
+from daain_ros.ros.qos import LATCHED
 
 # Longer than the default 0.5 s: frames here are sent one at a time, so a slow inference on a busy CI
 # machine must not look like a stopped camera between them.
@@ -46,18 +47,17 @@ def frames(pipeline, drive_frames):
 @pytest.fixture(scope="module")
 def node(espnet_dir, fitted_detector, tmp_path_factory, request):
     log = tmp_path_factory.mktemp("detector_node") / "node.log"
-    process = start_node(log, model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector,
-                         device="cpu", image_reliability="reliable", stale_timeout=STALE_TIMEOUT,
-                         publish_color=True)
+    child = start_node(log, model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector,
+                       device="cpu", image_reliability="reliable", stale_timeout=STALE_TIMEOUT, publish_color=True)
     client = Client()
     try:
         request.getfixturevalue("frames")  # judged in this process while the node starts
-        client.wait_for_node(process)
-        yield process, client
-        assert process.poll() is None, f"detector_node died:\n{log.read_text()[-3000:]}"
+        client.wait_for_node(child.process)
+        yield child.process, client
+        assert child.process.poll() is None, f"detector_node died:\n{log.read_text()[-3000:]}"
     finally:
         client.close()
-        code = stop_node(process)
+        code = child.stop()
     assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-3000:]}"
 
 

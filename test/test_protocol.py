@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from daain_ros.detector.artifact import load_detector, save_detector
 from daain_ros.cli.main import main
+from daain_ros.detector.artifact import load_detector, save_detector
+from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.evaluation.corruptions import gaussian_noise
-from daain_ros.detector.daain import FitConfig, fit_detector
-from daain_ros.evaluation.protocol import at_network_size
 from daain_ros.evaluation.metrics import auroc, flag_rate
-from daain_ros.pipeline import Pipeline
+from daain_ros.evaluation.protocol import at_network_size
 from daain_ros.io.sources import open_source
+from daain_ros.pipeline import Pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from daain_ros.errors import DaainError
 from daain_ros.detector.sampling_key import LayerShape, SamplingKey, bridson
+from daain_ros.errors import DaainError
 
 LAYERS = [LayerShape(f"layer{i}", 40, 256 // s, 512 // s) for i, s in enumerate([1, 2, 4, 8] * 8)]
 

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from daain_ros.io.rosbag import BagWriter
 from daain_ros.errors import DataSourceError, ImageError
 from daain_ros.io.images import write_image
+from daain_ros.io.rosbag import BagWriter
 from daain_ros.io.sources import STILL_RATE, open_source, parse_frames
 
 T0 = 1_700_000_000 * 10**9
@@ -145,13 +145,13 @@ def test_bag_topic_argument_and_storage_file(tmp_path, small_frames):
 
 def test_bag_errors_list_topics(tmp_path, small_frames):
     path = _bag(tmp_path / "drive", small_frames[:2], extra_image_topic=True)
-    with pytest.raises(DataSourceError,
-                       match=r"say which image topic.*/cam \(sensor_msgs/msg/Image\), /labels"):
+    with pytest.raises(DataSourceError, match=r"say which image topic to read \(BAG:/TOPIC\); image topics: "
+                                              r"/cam \(sensor_msgs/msg/Image, 2 messages\), /labels \("):
         open_source(str(path))
-    with pytest.raises(DataSourceError, match=r"no image topic /front; topics present: /cam .*/score "
-                                              r"\(std_msgs/msg/Float32\)"):
+    with pytest.raises(DataSourceError, match=r"no topic /front; the bag has /cam .*/score "
+                                              r"\(std_msgs/msg/Float32, 2 messages\)"):
         open_source(f"{path}:/front")
-    with pytest.raises(DataSourceError, match="no image topic /score"):
+    with pytest.raises(DataSourceError, match="topic /score carries std_msgs/msg/Float32; expected sensor_msgs"):
         open_source(str(path), topic="/score")
     with pytest.raises(DataSourceError, match="frames 9: select no frames"):
         open_source(f"{path}:/cam", parse_frames("9:"))

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from daain_ros.segmentation.espnet import OFFICIAL_SHA256, ESPNet, file_sha256, load_espnet, save_espnet
 from daain_ros.detector.monitor import leaf_layers
+from daain_ros.segmentation.espnet import OFFICIAL_SHA256, ESPNet, file_sha256, load_espnet, save_espnet
 from daain_ros.segmentation.preprocess import preprocess
 from daain_ros.segmentation.subnormal import flush_denormals, flushing, subnormal_mask, zero_subnormals
 

@@ -1,13 +1,12 @@
-"""The street-scene generator: deterministic, exact labels, valid train ids, smooth drives; and mIoU."""
+"""The street-scene generator: deterministic, exact labels, valid train ids, smooth drives."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from daain_ros.errors import DaainError
 from daain_ros.io.synthetic import (CAR, GENERATED_CLASSES, PERSON, POLE, ROAD, SIGN, SKY, Car, Person, Pole, drive,
-                                 miou, random_scene, render_scene, sample_scene)
+                                    random_scene, render_scene, sample_scene)
 
 
 def test_same_seed_same_frame_and_different_seeds_differ():
@@ -98,15 +97,3 @@ def test_drive_objects_approach_the_camera():
     for _, labels in frames:
         assert set(np.unique(labels)) <= set(GENERATED_CLASSES)
 
-
-def test_miou_known_answers():
-    labels = np.array([[0, 0, 1, 1], [2, 2, 2, 19]])
-    per_class, mean = miou(labels, labels)
-    assert mean == 1.0 and np.isnan(per_class[3])
-    pred = np.array([[0, 1, 1, 1], [2, 2, 0, 5]])
-    per_class, mean = miou(pred, labels)
-    # road: tp 1, fp 1 (the 2 predicted as 0), fn 1 -> 1/3; sidewalk: tp 2, fp 1 -> 2/3; building: tp 2, fn 1 -> 2/3
-    np.testing.assert_allclose(per_class[[0, 1, 2]], [1 / 3, 2 / 3, 2 / 3])
-    assert mean == pytest.approx(5 / 9)  # the unlabelled pixel (19) is ignored, class 5 never occurs
-    with pytest.raises(DaainError):
-        miou(pred[:1], labels)

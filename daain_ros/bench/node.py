@@ -6,120 +6,33 @@ at 30 Hz: frames dropped, latency early and late in the run, and the node's resi
 after. In runs with several frames in flight the flag (a Bool, no stamp) cannot be matched to its frame,
 so latency is taken at the frame's ``/diagnostics`` status, which carries the stamp and is published
 right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish
-time from those diagnostics, the rest is DDS and this client. Imports rclpy: only ``daain bench`` loads this module.
+time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.ros.node_client.NodeClient`).
 """
 
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from daain_ros.ros.fastdds import use_fastdds_profile
-
-use_fastdds_profile()  # the node's large-frame profile, before any participant exists
-
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Bool  # noqa: E402
-
-from daain_ros.errors import DaainError  # noqa: E402
-from daain_ros.io.image_codec import encode_image  # noqa: E402
-from daain_ros.memory import process_status_mb  # noqa: E402
-from daain_ros.ros.processes import node_command, stop_process  # noqa: E402
+from daain_ros.errors import DaainError
+from daain_ros.memory import process_status_mb
+from daain_ros.ros.node_client import NodeClient
+from daain_ros.ros.processes import ChildProcess, node_command
 
 TOPIC = "/daain_bench/image"
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
 
 
-class NodeUnderTest:
-    """``detector_node`` as a subprocess with the benchmark's model, detector, device and thread count."""
-
-    def __init__(self, model, detector, device, threads, log_dir):
-        self.log_path = Path(log_dir) / "detector_node.log"
-        args = node_command(TOPIC, model_path=model, detector_path=detector, device=device,
-                            stale_timeout=STALE_TIMEOUT_S)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    def log_tail(self, lines=5):
-        return " | ".join(self.log_path.read_text().strip().splitlines()[-lines:])
-
-    def stop(self):
-        stop_process(self.process)
-        self._log.close()
-
-
-class BenchClient:
-    """Publishes stamped frames and records when the flag and each frame's diagnostic arrive."""
-
-    def __init__(self, frames_bgr):
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("daain_bench_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.publisher = self.node.create_publisher(Image, TOPIC, RELIABLE)
-        self.node.create_subscription(Bool, "/daain/anomaly", lambda _m: self.flags.append(time.monotonic()),
-                                      LATCHED)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
-        self.messages = [Image(**encode_image(frame, "bgr8")) for frame in frames_bgr]
-        self.flags, self.sent, self.judged, self.counters, self.inside_ms = [], {}, {}, {}, {}
-        self._count = 0
-
-    def _on_diagnostics(self, msg):
-        now = time.monotonic()
-        for status in msg.status:
-            values = {kv.key: kv.value for kv in status.values}
-            stamp = values.get("frame stamp")
-            if stamp in self.sent and stamp not in self.judged:
-                self.judged[stamp] = now
-                self.inside_ms[stamp] = _number(values.get("latency ms"))
-                self.counters = values
-
-    def spin_until(self, predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while not (done := predicate()) and (left := deadline - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(0.005, left))
-        return done
-
-    def send(self):
-        """Publishes the next frame with a unique stamp; returns the stamp text."""
-        self._count += 1
-        msg = self.messages[self._count % len(self.messages)]
-        msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + self._count, 0
-        stamp = f"{1000 + self._count}.{0:09d}"
-        self.sent[stamp] = time.monotonic()
-        self.publisher.publish(msg)
-        return stamp
-
-    def wait_ready(self, process, timeout):
-        ready = self.spin_until(lambda: process.poll() is not None or (
-            self.publisher.get_subscription_count() > 0 and self.flags), timeout)
-        return ready and process.poll() is None
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-def _number(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
+def start_node(model, detector, device, threads, log_dir):
+    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device and thread count."""
+    command = node_command(TOPIC, model_path=model, detector_path=detector, device=device,
+                           stale_timeout=STALE_TIMEOUT_S)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
+    return ChildProcess(command, Path(log_dir) / "detector_node.log", env)
 
 
 def inside_median_ms(client, stamps):
@@ -195,13 +108,14 @@ def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
     rate_s, at30_s, max_trials = (1.0, 2.0, 2) if quick else (5.0, 10.0, len(RATES_HZ))
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-    with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir:
-        node = NodeUnderTest(model, detector, device, threads, log_dir)
-        client = BenchClient(frames_bgr)
+    with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir, \
+            start_node(model, detector, device, threads, log_dir) as node:
+        client = NodeClient(frames_bgr, TOPIC)
         try:
             started = time.monotonic()
             if not client.wait_ready(node.process, 120.0):
-                raise DaainError(f"detector_node did not come up (exit code {node.process.poll()}): {node.log_tail()}")
+                raise DaainError(f"detector_node did not come up (exit code {node.process.poll()}): "
+                                 f"{node.log_tail(5)}")
             result = {"startup_s": time.monotonic() - started, "device": device, "threads": threads}
             seconds, stamps = latency(client, frames, warmup)
             lat = {**ms_summary(seconds), "node_internal_median_ms": inside_median_ms(client, stamps)}
@@ -221,7 +135,6 @@ def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
             return result
         finally:
             client.close()
-            node.stop()
 
 
 def _counter_delta(before, after, key):

@@ -8,8 +8,8 @@ matrix products (``aten::mm``) and small flow operators show up here; convolutio
 from torch.profiler import ProfilerActivity, profile
 
 from daain_ros.bench.variants import DaainStep, EspnetStep, bench_frames
-from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.pipeline import Pipeline
+from daain_ros.segmentation.espnet import load_espnet
 
 ROWS = 15
 
@@ -25,9 +25,9 @@ def _per_op(step, frames, device):
             for event in prof.key_averages()}
 
 
-def profile_hot_path(model_path, detector_dir, size, device, frames=10):
+def profile_hot_path(model_path, detector_dir, size, device, footage=None, frames=10):
     """The operators whose self CPU time differs most between the DAAIN pipeline and ESPNet alone."""
-    images, _ = bench_frames(frames, size)
+    images, _ = bench_frames(frames, size, footage)
     pipeline = Pipeline.load(model_path, detector_dir, str(device))
     try:
         daain = _per_op(DaainStep(pipeline), images, device)

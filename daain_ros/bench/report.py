@@ -4,10 +4,7 @@ import json
 from pathlib import Path
 
 from daain_ros.errors import DaainError
-
-
-def _ratio(a, b):
-    return float(a / b) if a is not None and b else None
+from daain_ros.evaluation.metrics import ratio
 
 
 def table(result):
@@ -23,7 +20,7 @@ def table(result):
                     espnet = result["espnet"][size][batch][device]["median_ms"]
                     lines.append(f"{variant:<10} {size:<9} {batch[5:]:>5} {device:<6} {_fmt(leaf['median_ms'], 10)} "
                                  f"{_fmt(leaf['p90_ms'], 9)} {_fmt(leaf['peak_mb'], 9)} "
-                                 f"{_fmt(_ratio(leaf['median_ms'], espnet), 8, '.3f')}"
+                                 f"{_fmt(ratio(leaf['median_ms'], espnet), 8, '.3f')}"
                                  + (f"  skipped: {leaf['skipped']}" if leaf.get("skipped") else ""))
     head = result["overhead"]["headline"]
     lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
@@ -42,6 +39,91 @@ def table(result):
         lines.append(f"fit: {fit['seconds_per_100_frames']:.1f} s per 100 frames ({fit['frames']} frames, "
                      f"{fit['epochs_run']} epochs, peak {fit['peak_mb']:.0f} MB)")
     return "\n".join(lines)
+
+
+def markdown(result, level=2):
+    """The benchmark as markdown, from its JSON: settings, one row per case, the memory each detector adds,
+    the node and the fit (``daain report`` renders bench JSON with it).
+
+    :param level: heading level of its sub-sections.
+    """
+    sub = "#" * level
+    settings = result.get("settings", {})
+    lines = [f"Settings: {settings.get('threads', '?')} thread(s); {settings.get('iterations', '?')} timed batches "
+             f"after {settings.get('warmup', '?')} warm-up per case{' (quick run)' if settings.get('quick') else ''}; "
+             f"model `{settings.get('model', '?')}`; frames: {settings.get('frames', '?')}.", ""]
+    lines += [f"- detector at {size}: {text}" for size, text in settings.get("detectors", {}).items()]
+    lines += ["", "| variant | size | batch | device | median ms | p90 ms | peak MB | x ESPNet |",
+              "|---|---|---|---|---|---|---|---|"]
+    for variant, size, batch, device, leaf in _leaves(result):
+        espnet = result["espnet"][size][batch][device]["median_ms"]
+        note = f" skipped: {leaf['skipped']}" if leaf.get("skipped") else ""
+        lines.append(f"| {variant} | {size} | {batch[5:]} | {device} | {_md(leaf.get('median_ms'))} | "
+                     f"{_md(leaf.get('p90_ms'))} | {_md(leaf.get('peak_mb'), '.0f')} | "
+                     f"{_md(ratio(leaf.get('median_ms'), espnet), '.3f')}{note} |")
+    head = result["overhead"]["headline"]
+    lines += ["", f"**Overhead DAAIN / ESPNet at {head['at']}: {_md(head['ratio'], '.3f')}** (median time over "
+                  "median time, the two interleaved batch by batch in one process).", ""]
+    lines += _memory_markdown(result, sub) + _node_markdown(result.get("node", {}), sub)
+    fit = result.get("fit", {})
+    lines += [f"{sub} Fit", ""]
+    if fit.get("seconds_per_100_frames") is not None:
+        lines.append(f"{fit['seconds_per_100_frames']:.1f} s per 100 frames ({fit['frames']} frames, "
+                     f"{fit['epochs_run']} epochs, peak {_md(fit.get('peak_mb'), '.0f')} MB)."
+                     + (f" {fit['note']}." if fit.get("note") else ""))
+    else:
+        lines.append(_not_measured(fit))
+    return "\n".join(lines) + "\n"
+
+
+def _leaves(result, variants=("espnet", "daain", "reference")):
+    """(variant, size, batch, device, leaf) of every timed case."""
+    for variant in variants:
+        for size, batches in result[variant].items():
+            if size == "overhead":
+                continue
+            for batch, devices in batches.items():
+                for device, leaf in devices.items():
+                    yield variant, size, batch, device, leaf
+
+
+def _memory_markdown(result, sub):
+    """Peak memory each detector adds to ESPNet's, where the reference's gather was measured."""
+    rows = []
+    for _, size, batch, device, leaf in _leaves(result, ("reference",)):
+        if leaf.get("extra_peak_vs_daain") is None:
+            continue
+        espnet = result["espnet"][size][batch][device]["peak_mb"]
+        daain = result["daain"][size][batch][device]["peak_mb"]
+        rows.append(f"| {size} | {batch[5:]} | {device} | {leaf['peak_mb'] - espnet:.0f} | {daain - espnet:.0f} | "
+                    f"{leaf['extra_peak_vs_daain']:.0f}x | {_md(leaf.get('frame_extra_vs_daain'), '.0f')}x |")
+    if not rows:
+        return [f"{sub} Memory", "", "The reference's gather was not measured (skipped in every case).", ""]
+    return [f"{sub} Memory each detector adds to ESPNet's peak", "",
+            "| size | batch | device | reference MB | DAAIN MB | reference / DAAIN | over the frames alone |",
+            "|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _node_markdown(node, sub):
+    lines = [f"{sub} Node", ""]
+    if node.get("median_ms") is None:
+        return lines + [_not_measured(node), ""]
+    at30 = node["at_30hz"]
+    lines.append(f"At {node['size']}: publish-to-flag latency {node['median_ms']:.1f} ms median, {node['p90_ms']:.1f} "
+                 f"ms p90 ({_md(node.get('node_internal_median_ms'))} ms inside the node); every frame judged up "
+                 f"to {node['max_rate_hz']} Hz. At 30 Hz: {at30['processed']} of {at30['sent']} frames judged "
+                 f"({at30['dropped']} dropped), latency {_md(at30.get('latency_first_half_ms'))} ms in the first "
+                 f"half and {_md(at30.get('latency_second_half_ms'))} ms in the second, RSS "
+                 f"{_md(at30.get('rss_start_mb'), '.0f')} -> {_md(at30.get('rss_end_mb'), '.0f')} MB.")
+    return lines + [""]
+
+
+def _not_measured(section):
+    return f"Not measured: {section.get('skipped') or section.get('error') or 'no result'}."
+
+
+def _md(value, spec=".1f"):
+    return "-" if value is None else format(value, spec)
 
 
 def _fmt(value, width, spec=".1f"):

@@ -9,7 +9,6 @@ architecture: the same computation as a fitted one, with other values.
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -20,25 +19,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from daain_ros.bench.variants import (DaainStep, EspnetStep, available_mb, bench_frames, reference_estimate_mb, summary,
+                                      time_interleaved)
 from daain_ros.detector.artifact import load_detector, read_metadata, save_detector
-from daain_ros.bench.variants import (DaainStep, EspnetStep, available_mb, bench_frames, reference_estimate_mb,
-                                      summary, time_interleaved)
-from daain_ros.detector.daain import DaainDetector, FitConfig
-from daain_ros.errors import DaainError
-from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.daain import DaainDetector
+from daain_ros.detector.fit import FitConfig
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.monitor import probe_layers
-from daain_ros.pipeline import Pipeline
-from daain_ros.segmentation.preprocess import check_network_size
 from daain_ros.detector.sampling_key import SamplingKey
-from daain_ros.segmentation.subnormal import flushing
+from daain_ros.errors import DaainError
+from daain_ros.evaluation.metrics import ratio
+from daain_ros.pipeline import Pipeline
+from daain_ros.provenance import machine_info, provenance
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.segmentation.network_size import check_network_size
 
 SIZES = ((512, 256), (1024, 512))
 BATCHES = (1, 8)
 HEADLINE = ("512x256", "batch1", "cpu")
 KEY_SEED = 0
 FRESH_DIMS = 2000
-SHARED_MODEL = Path(os.environ.get("DAAIN_SHARED", "../shared")) / "data" / "espnet" / "espnet_p_2_q_8.pth"
 FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
 SECTIONS = ("reference", "node", "fit")
@@ -52,6 +52,7 @@ class BenchConfig:
 
     model: Path
     detector: Path = None
+    footage: str = None
     quick: bool = False
     sizes: tuple = SIZES
     batches: tuple = BATCHES
@@ -87,56 +88,8 @@ class BenchConfig:
         return pairs
 
 
-def default_model():
-    """The official p2q8 from the shared data when present, else the packaged default model."""
-    if SHARED_MODEL.is_file():
-        return SHARED_MODEL
-    from daain_ros.demo.default_assets import default_model_path
-    return default_model_path()
-
-
 def size_label(size):
     return f"{size[0]}x{size[1]}"
-
-
-def machine_info(threads, devices):
-    """Where and with what the numbers were taken."""
-    cpu = _proc_field("/proc/cpuinfo", "model name") or platform.processor()
-    info = {"host": platform.node(), "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "memory_mb": _meminfo_mb("MemTotal"), "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "threads": threads, "devices": list(devices),
-            "load_average_start": list(os.getloadavg()), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "commit": _git_commit(), "cpu_flags": cpu_flags(), "flush_denormal": flushing()}
-    if "cuda" in devices:
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def cpu_flags():
-    """The CPU flags that decide kernel speed here: AVX2, AVX-512F (from /proc/cpuinfo; {} elsewhere)."""
-    flags = set((_proc_field("/proc/cpuinfo", "flags") or "").split())
-    return {flag: flag in flags for flag in ("avx2", "avx512f")} if flags else {}
-
-
-def _proc_field(path, key):
-    """The value of the first ``key: value`` line of a /proc file, or None."""
-    path = Path(path)
-    lines = path.read_text().splitlines() if path.exists() else []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == key), None)
-
-
-def _meminfo_mb(key):
-    value = _proc_field("/proc/meminfo", key)
-    return int(value.split()[0]) / 1024 if value else None
-
-
-def _git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
 
 
 def fresh_detector(model, size, template=None, dims=FRESH_DIMS):
@@ -191,7 +144,7 @@ def time_pair(config, size, batch, device, detector_dir):
     """Interleaved timing of ESPNet alone and the DAAIN pipeline on the same batches, in this process."""
     espnet = EspnetStep(load_espnet(config.model, device), size)
     daain = DaainStep(Pipeline.load(config.model, detector_dir, str(device)))
-    frames, _ = bench_frames(batch * (config.warmup + config.timed), size)
+    frames, _ = bench_frames(batch * (config.warmup + config.timed), size, config.footage)
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     wall, cpu = time_interleaved({"espnet": espnet, "daain": daain}, batches, config.warmup, device)
     daain.pipeline.close()
@@ -205,7 +158,7 @@ def time_pair(config, size, batch, device, detector_dir):
 
 def memory_spec(config, variant, size, batch, device, detector_dir, runs=None):
     iterations, warmup = runs or config.memory_runs
-    return {"task": "memory", "variant": variant, "model": str(Path(config.model).resolve()),
+    return {"task": "memory", "variant": variant, "model": str(Path(config.model).resolve()), "footage": config.footage,
             "detector": str(Path(detector_dir).resolve()), "size": list(size), "batch": batch,
             "device": str(device), "iterations": iterations, "warmup": warmup, "threads": config.threads}
 
@@ -241,23 +194,19 @@ def reference_leaf(config, size, batch, device, detector_dir, espnet, daain):
         return {**record, "skipped": f"failed: {measured['error']}"}
     record.update({k: measured.get(k) for k in ("median_ms", "p90_ms", "min_ms", "per_image_ms", "iterations",
                                                 "frames", "cpu_median_ms", *MEMORY_KEYS)})
-    record["time_vs_daain"] = _ratio(record["median_ms"], daain["median_ms"])
-    record["peak_vs_daain"] = _ratio(record["peak_mb"], daain.get("peak_mb"))
+    record["time_vs_daain"] = ratio(record["median_ms"], daain["median_ms"])
+    record["peak_vs_daain"] = ratio(record["peak_mb"], daain.get("peak_mb"))
     if espnet.get("peak_mb") and daain.get("peak_mb"):
-        record["extra_peak_vs_daain"] = _ratio(record["peak_mb"] - espnet["peak_mb"],
+        record["extra_peak_vs_daain"] = ratio(record["peak_mb"] - espnet["peak_mb"],
                                                max(daain["peak_mb"] - espnet["peak_mb"], 1.0))
     frames = {name: frame_mb(leaf) for name, leaf in (("reference", record), ("espnet", espnet), ("daain", daain))}
     if None not in frames.values():
-        record["frame_mb_vs_daain"] = _ratio(frames["reference"], max(frames["daain"], 1.0))
+        record["frame_mb_vs_daain"] = ratio(frames["reference"], max(frames["daain"], 1.0))
         record["frame_extra_mb"] = {"reference": frames["reference"] - frames["espnet"],
                                     "daain": frames["daain"] - frames["espnet"]}
-        record["frame_extra_vs_daain"] = _ratio(frames["reference"] - frames["espnet"],
+        record["frame_extra_vs_daain"] = ratio(frames["reference"] - frames["espnet"],
                                                 max(frames["daain"] - frames["espnet"], 1.0))
     return record
-
-
-def _ratio(a, b):
-    return float(a / b) if a is not None and b else None
 
 
 def _put(tree, size, batch, device, leaf):
@@ -265,7 +214,7 @@ def _put(tree, size, batch, device, leaf):
 
 
 def run_fit(config, size, device):
-    spec = {"task": "fit", "model": str(Path(config.model).resolve()), "size": list(size), "device": str(device),
+    spec = {"task": "fit", "model": str(Path(config.model).resolve()), "footage": config.footage, "size": list(size), "device": str(device),
             "frames": 5 if config.quick else 100,
             "config": {**(QUICK_FIT if config.quick else FULL_FIT), "target_dims": config.dims},
             "threads": config.threads}
@@ -282,7 +231,7 @@ def run_node(config, size, detector_dir, device):
         from daain_ros.bench.node import bench_node
     except ImportError as exc:
         return {**EMPTY, "skipped": f"rclpy or the node is not importable ({exc})"}
-    frames, _ = bench_frames(10, size)
+    frames, _ = bench_frames(10, size, config.footage)
     try:
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
                           config.threads, config.quick, device)
@@ -310,7 +259,8 @@ def run_bench(config, log=print):
     torch.set_num_threads(config.threads)
     started = time.monotonic()
     log = (lambda say: lambda line: say(f"[{time.monotonic() - started:6.1f} s] {line}"))(log)
-    result = {"machine": machine_info(config.threads, devices), "espnet": {}, "daain": {}, "reference": {},
+    result = {"provenance": provenance(), "machine": machine_info(config.threads, devices), "espnet": {},
+              "daain": {}, "reference": {},
               "overhead": {}}
     with tempfile.TemporaryDirectory(prefix="daain_bench_") as workdir:
         detectors = prepare_detectors(config, workdir)
@@ -323,7 +273,8 @@ def run_bench(config, log=print):
         if config.profile:
             log(f"profiling {size_label(first)} batch 1 on {last_device} ...")
             from daain_ros.bench.profile import profile_hot_path
-            result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(last_device))
+            result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(last_device),
+                                                  config.footage)
         log("fit ...")
         skipped = {**EMPTY, "skipped": "--skip fit"}
         result["fit"] = skipped if "fit" in config.skip else run_fit(config, first, last_device)
@@ -348,7 +299,7 @@ def _headline(overhead):
 
 
 def _settings(config, detectors):
-    _, source = bench_frames(1, config.sizes[0])
+    _, source = bench_frames(1, config.sizes[0], config.footage)
     return {"quick": config.quick, "model": str(config.model), "threads": config.threads,
             "iterations": config.timed, "warmup": config.warmup, "reference_iterations": config.reference_iterations,
             "frames": f"{source}, resized to the network size (preprocessing is conversion and normalisation only)",

@@ -5,7 +5,6 @@ so the timings include preprocessing (the uint8 to float conversion and normalis
 nothing the caller does with the results.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -14,11 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from daain_ros.memory import meminfo_mb
 from daain_ros.segmentation.preprocess import preprocess
 
-VARIANTS = ("espnet", "daain", "reference")
-FOOTAGE = Path(os.environ.get("DAAIN_SHARED", "../shared")) / "data" / "footage" / "solidWhiteRight.mp4"
-#: Measured at 512x256 batch 1 (FINDINGS): 8.7 GB peak for a 2.9 GB activation space, about 3x.
+#: Measured at 512x256 batch 1 (official p2q8, 2026-11): 8.7 GB peak for a 2.9 GB activation space, about 3x.
 REFERENCE_PEAK_FACTOR = 3.0
 MIB = 1 << 20
 
@@ -29,7 +27,7 @@ class EspnetStep:
     def __init__(self, model, size):
         self.model = model
         self.size = tuple(size)
-        self.device = next(model.net.parameters()).device
+        self.device = model.device
 
     def __call__(self, images):
         with torch.inference_mode():
@@ -57,7 +55,7 @@ class ReferenceStep:
         self.model = model
         self.detector = detector
         self.size = detector.key.size
-        self.device = next(model.net.parameters()).device
+        self.device = model.device
         self._outputs = {}
         modules = dict(model.net.named_modules())
         self._names = [layer.name for layer in detector.key.layers]
@@ -103,10 +101,8 @@ def available_mb(device):
     """Memory a new allocation can use: MemAvailable on the host, free memory on a CUDA device."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0] / MIB
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return float("inf")
+    host_mb = meminfo_mb("MemAvailable")
+    return float("inf") if host_mb is None else host_mb
 
 
 def procedural_frames(count, size, seed=0):
@@ -122,14 +118,14 @@ def procedural_frames(count, size, seed=0):
     return frames
 
 
-def bench_frames(count, size, seed=0):
-    """``count`` BGR frames at network ``size``: the shared drive's first frames, else procedural ones."""
-    if FOOTAGE.is_file():
+def bench_frames(count, size, footage=None, seed=0):
+    """``count`` BGR frames at network ``size``: the first frames of the ``footage`` video, else procedural ones."""
+    if footage is not None:
         from daain_ros.io.sources import open_source, parse_frames
-        frames = [f.image for f in open_source(str(FOOTAGE), parse_frames(f"0:{count}"))]
+        frames = [f.image for f in open_source(str(footage), parse_frames(f"0:{count}"))]
         if frames:
             frames = (frames * (count // len(frames) + 1))[:count]
-            return [cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA) for f in frames], FOOTAGE.name
+            return [cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA) for f in frames], Path(footage).name
     return procedural_frames(count, size, seed), f"procedural (seed {seed})"
 
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
+from daain_ros.bench.variants import (DaainStep, EspnetStep, ReferenceStep, bench_frames, summary, synchronize,
+                                      time_interleaved)
 from daain_ros.detector.artifact import load_detector
-from daain_ros.bench.variants import (DaainStep, EspnetStep, ReferenceStep, bench_frames, summary,
-                                      synchronize, time_interleaved)
-from daain_ros.detector.daain import FitConfig, fit_detector
-from daain_ros.device import resolve_device
-from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
+from daain_ros.device import resolve_device
 from daain_ros.memory import process_status_mb
 from daain_ros.pipeline import Pipeline
+from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.segmentation.subnormal import flush_denormals
 
 
@@ -58,7 +58,7 @@ def memory(spec):
     device = resolve_device(spec["device"])
     step = make_step(spec, device)
     batch = spec["batch"]
-    frames, _ = bench_frames(batch * (spec["warmup"] + spec["iterations"]), spec["size"])
+    frames, _ = bench_frames(batch * (spec["warmup"] + spec["iterations"]), spec["size"], spec["footage"])
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     base_mb = peak_rss_mb()
     loaded_mb = process_status_mb("VmRSS") if reset_peak_rss() else None  # from here the peak is the frames' own
@@ -83,7 +83,7 @@ def memory(spec):
 def fit(spec):
     """Seconds to fit a detector on ``frames`` frames with the given settings, and per 100 frames."""
     model = load_espnet(spec["model"], resolve_device(spec["device"]))
-    frames, source = bench_frames(spec["frames"], spec["size"])
+    frames, source = bench_frames(spec["frames"], spec["size"], spec["footage"])
     settings = dict(spec["config"])
     config = FitConfig(**{**settings, "size": tuple(spec["size"]), "flow": FlowConfig(**settings.get("flow", {}))})
     start = time.perf_counter()

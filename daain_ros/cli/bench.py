@@ -4,9 +4,10 @@ from pathlib import Path
 
 import torch
 
-from daain_ros.bench.runner import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, default_model,
-                             parse_sizes, run_bench)
 from daain_ros.bench.report import raise_if_error, table, write_json
+from daain_ros.bench.runner import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, parse_sizes,
+                                    run_bench)
+from daain_ros.demo.default_assets import default_model_path
 from daain_ros.errors import DaainError
 
 
@@ -15,8 +16,9 @@ def register(sub):
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: fewer frames, no 1024x512 batch 8, no reference, a short node run")
     parser.add_argument("--model", type=Path, default=None,
-                        help="ESPNet checkpoint (default: ../shared/data/espnet/espnet_p_2_q_8.pth if present, "
-                             "else the packaged default model)")
+                        help="ESPNet checkpoint (default: the packaged default model)")
+    parser.add_argument("--footage", default=None, metavar="VIDEO",
+                        help="video whose first frames are timed (default: procedural frames)")
     parser.add_argument("--detector", type=Path, default=None,
                         help="fitted detector directory, used at its fitted size (default: a fresh seeded key "
                              "and an unfitted detector of 2,000 dims per size)")
@@ -55,8 +57,8 @@ def run(args):
     for name in ("frames", "threads", "dims"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise DaainError(f"--{name} {getattr(args, name)}: expected a positive integer")
-    config = BenchConfig(model=args.model or default_model(), detector=args.detector, quick=args.quick,
-                         sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
+    config = BenchConfig(model=args.model or default_model_path(), detector=args.detector, footage=args.footage,
+                         quick=args.quick, sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
                          devices=check_devices(args.devices.split(",")) if args.devices else None,
                          iterations=args.frames, threads=args.threads or torch.get_num_threads(), dims=args.dims,
                          skip=skip, profile=args.profile)

@@ -6,9 +6,10 @@ import torch
 
 from daain_ros.detector.artifact import load_detector
 from daain_ros.evaluation.protocol import EvaluationConfig, adaptive_rows, domain_shift, evaluate
-from daain_ros.pipeline import Pipeline
 from daain_ros.evaluation.report import write_report
 from daain_ros.io.sources import open_source, parse_frames
+from daain_ros.pipeline import Pipeline
+from daain_ros.provenance import provenance
 
 
 def register(sub):
@@ -42,6 +43,7 @@ def _images(spec, frames=None):
 
 
 def run(args):
+    origin = provenance()  # the machine's load as the run starts
     torch.manual_seed(args.seed)
     pipeline = Pipeline.load(args.model, args.detector, args.device)
     clean = _images(args.data, args.frames)[::args.every] + [im for spec in args.also for im in _images(spec)]
@@ -58,4 +60,4 @@ def run(args):
                "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"
                if fit else "none (UAP fitted on the held-out frames, no Mahalanobis)",
                "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}
-    print(write_report(args.out, results, raw, pipeline.threshold, domain, context))
+    print(write_report(args.out, results, raw, pipeline.threshold, domain, context, origin))

@@ -4,13 +4,14 @@ import json
 from pathlib import Path
 
 from daain_ros.detector.artifact import save_detector
-from daain_ros.detector.daain import FitConfig, fit_detector
-from daain_ros.device import resolve_device
-from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.heads import HEAD_KINDS
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE
+from daain_ros.device import resolve_device
+from daain_ros.evaluation.anomalies import perturb
 from daain_ros.io.sources import open_source, parse_frames
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.segmentation.network_size import DEFAULT_SIZE
 
 
 def register(sub):
@@ -49,7 +50,7 @@ def run(args):
                        target_fpr=args.target_fpr, calibration_folds=args.calibration_folds,
                        seed=args.seed,
                        flow=FlowConfig(blocks=args.blocks, hidden=args.hidden, epochs=args.epochs, seed=args.seed))
-    detector = fit_detector(model, frames, config)
+    detector = fit_detector(model, frames, config, anomalies=perturb)
     save_detector(detector, args.out, model)
     summary = {"detector": str(args.out), "dims": detector.key.dims, "threshold": float(detector.threshold),
                **detector.metadata["training"]}

@@ -13,8 +13,7 @@ import sys
 from daain_ros.errors import DaainError
 from daain_ros.segmentation.subnormal import flush_denormals
 
-
-COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "perturb", "score", "segment", "train_default")
+COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "perturb", "report", "score", "segment", "train_default")
 
 
 def build_parser():

@@ -1,14 +1,13 @@
 """``daain perturb``: adversarial or corrupted copies of image files, one kind at a time."""
 
 import sys
-from collections import defaultdict
-from fractions import Fraction
 from pathlib import Path
 
-from daain_ros.evaluation import anomalies
+from daain_ros.cli.arguments import fraction
 from daain_ros.errors import DaainError
+from daain_ros.evaluation import anomalies
 from daain_ros.io.images import read_bgr, write_image
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE, check_network_size
+from daain_ros.segmentation.network_size import DEFAULT_SIZE, check_network_size
 
 DESCRIPTION = """Writes each perturbed image as OUT/<stem>.png (lossless, so JPEG artefacts stay as made).
 Attacks (fgsm, fgsm-road, ifgsm, ifgsm-person, pgd, uap) need --model and differentiate through ESPNet's
@@ -18,13 +17,6 @@ held-out frames use daain_ros.evaluation.attacks.fit_uap and apply_uap). Corrupt
 (in the order given) gets the seed SEED + i."""
 
 
-def _fraction(text):
-    try:
-        return float(Fraction(text))
-    except (ValueError, ZeroDivisionError) as exc:
-        raise ValueError(f"{text!r} is not a number or fraction") from exc
-
-
 def register(sub):
     parser = sub.add_parser("perturb", help="write attacked or corrupted copies of images",
                             description=DESCRIPTION)
@@ -32,7 +24,7 @@ def register(sub):
     parser.add_argument("--list", action="store_true", help="name every kind and exit")
     parser.add_argument("--kind", help=f"one of: {', '.join(anomalies.KINDS)}")
     parser.add_argument("--severity", type=int, default=3, help="corruption severity 1-5 (default 3)")
-    parser.add_argument("--eps", type=_fraction, default=4 / 255, help="attack L-inf budget, e.g. 4/255 (default)")
+    parser.add_argument("--eps", type=fraction, default=4 / 255, help="attack L-inf budget, e.g. 4/255 (default)")
     parser.add_argument("--steps", type=int, default=None, help="iterations of ifgsm, pgd and the uap fit (10)")
     parser.add_argument("--model", help="ESPNet checkpoint (attacks only)")
     parser.add_argument("--seed", type=int, default=0)
@@ -57,21 +49,6 @@ def _load_model(args):
     return load_espnet(args.model, resolve_device(args.device))
 
 
-def _perturb(args, images, model, size):
-    """Attacks other than ``uap`` run per image size; corruptions and ``uap`` take the whole list."""
-    options = dict(severity=args.severity, eps=args.eps, model=model, size=size, seed=args.seed, steps=args.steps)
-    if args.kind == "uap" or not anomalies.is_attack(args.kind):
-        return anomalies.perturb(args.kind, images, **options)
-    by_shape = defaultdict(list)
-    for index, image in enumerate(images):
-        by_shape[image.shape].append(index)
-    out = [None] * len(images)
-    for indices in by_shape.values():
-        for index, image in zip(indices, anomalies.perturb(args.kind, [images[i] for i in indices], **options)):
-            out[index] = image
-    return out
-
-
 def run(args):
     if args.list:
         return _list()
@@ -80,6 +57,8 @@ def run(args):
     model = _load_model(args)
     size = check_network_size(args.width, args.height)
     images = [read_bgr(path) for path in args.images]
-    for path, image in zip(args.images, _perturb(args, images, model, size)):
+    perturbed = anomalies.perturb_each_size(args.kind, images, severity=args.severity, eps=args.eps, model=model,
+                                            size=size, seed=args.seed, steps=args.steps)
+    for path, image in zip(args.images, perturbed):
         write_image(args.out / f"{Path(path).stem}.png", image)
     print(f"{len(images)} images ({args.kind}) written to {args.out}", file=sys.stderr)

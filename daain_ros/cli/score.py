@@ -4,8 +4,8 @@ import json
 import math
 import sys
 
-from daain_ros.pipeline import Pipeline
 from daain_ros.io.sources import open_source, parse_frames
+from daain_ros.pipeline import Pipeline
 
 FIELDS = ("source", "frame", "score", "threshold", "flag")
 

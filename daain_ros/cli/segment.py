@@ -5,11 +5,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from daain_ros.segmentation.cityscapes import overlay
 from daain_ros.device import resolve_device
-from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.io.images import read_bgr, write_image
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE, check_network_size, preprocess, resize_bgr
+from daain_ros.segmentation.cityscapes import overlay
+from daain_ros.segmentation.espnet import load_espnet
+from daain_ros.segmentation.network_size import DEFAULT_SIZE, check_network_size
+from daain_ros.segmentation.preprocess import preprocess, resize_bgr
 
 
 def register(sub):

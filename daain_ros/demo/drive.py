@@ -9,24 +9,21 @@ and a segmentation overlay, and the final line ``demo: K/N injected segments fla
 rate X.XX``. This module needs no rclpy: ROS runs only in the child processes, which are always stopped.
 """
 
-import argparse
 import contextlib
-import io
 import json
 import os
 import random
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from daain_ros.evaluation import bag_make
-from daain_ros.io.labels import read_labels
 from daain_ros.demo.default_assets import DEFAULT_DIR, default_model_path
 from daain_ros.errors import DaainError, DataSourceError, DetectorFileError
-from daain_ros.ros.processes import ALL_SUBSCRIBED, console_script, node_command, stop_process
+from daain_ros.evaluation.bag_make import DEFAULT_TOPIC, BagOptions, make_bag
+from daain_ros.io.labels import parse_segment, read_labels
 from daain_ros.io.sources import open_source, parse_frames
+from daain_ros.ros.processes import ALL_SUBSCRIBED, ChildProcess, console_script, node_command
 
 DEFAULT_DETECTOR_DIR = DEFAULT_DIR / "detector"
 #: The demo's street: the default detector was fitted on its frames 0-199, the demo plays frames 200 on.
@@ -38,7 +35,7 @@ DEFAULT_KINDS = ("fog", "noise", "vflip", "pgd")
 #: The demo's attack budget: the common L-inf 8/255 (the default detector flags all of those PGD frames and
 #: 44 % at ``daain bag``'s 4/255, AUROC 0.90: the small default ESPNet moves less under a small budget).
 DEMO_EPS = 8 / 255
-CAMERA_TOPIC = bag_make.DEFAULT_TOPIC
+CAMERA_TOPIC = DEFAULT_TOPIC
 OUTPUT_TOPICS = ("/daain/anomaly", "/daain/score", "/daain/segmentation", "/diagnostics")
 #: Played frames per second: what a loaded 2-core CPU judges without dropping (see ``play_rate``).
 MAX_RATE_HZ, MIN_RATE_HZ = 8.0, 1.0
@@ -52,7 +49,7 @@ def default_detector_path():
     """Path of the packaged default detector (fitted on generated streets for the default ESPNet)."""
     if not (DEFAULT_DETECTOR_DIR / "detector.json").is_file():
         raise DetectorFileError(f"{DEFAULT_DETECTOR_DIR}: the packaged default detector is missing "
-                                "(reinstall the package; its README has the command that recreates it)")
+                                "(reinstall the package; docs/how-it-works.md has the command that recreates it)")
     return DEFAULT_DETECTOR_DIR
 
 
@@ -109,16 +106,10 @@ def plan_segments(first, count, kinds):
 
 
 def make_drive(path, spec, frames, segments, model, config, size):
-    """Writes the drive bag with ``daain bag from-video``'s code, reading any source spec."""
-    parser = argparse.ArgumentParser(prog="daain demo")
-    bag_make.register(parser.add_subparsers(dest="bag_command"))
-    argv = ["from-video", spec, str(path), "--frames", frames, "--model", str(model), "--seed", str(config.seed),
-            "--eps", repr(config.eps), "--device", config.device, "--width", str(size[0]), "--height", str(size[1])]
-    argv += [option for segment in segments for option in ("--inject", segment)]
-    args = parser.parse_args(argv)
-    args.open_frames = open_source  # any source: synthetic:..., a video, a folder, a bag
-    with contextlib.redirect_stdout(io.StringIO()):
-        bag_make.run(args)
+    """Writes the drive bag with ``daain bag``'s code, reading any source spec; returns its labels."""
+    options = BagOptions(segments=tuple(map(parse_segment, segments)), model=str(model), seed=config.seed,
+                         eps=config.eps, device=config.device, size=tuple(size))
+    make_bag(open_source(spec, parse_frames(frames)), path, options)
     return read_labels(path)
 
 
@@ -151,90 +142,62 @@ def play_command(bag, speed):
             "--wait-for-subscribers", "1", "--delay", "1.0"]
 
 
-class Children:
-    """Child processes that are always stopped: SIGINT first (as Ctrl-C or ros2 launch), then SIGKILL."""
-
-    def __init__(self, env):
-        self.env = env
-        self._running = []
-
-    def start(self, command, log_path):
-        log = open(log_path, "w")
-        log.write(" ".join(command) + "\n")
-        log.flush()
-        process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self._running.append((process, log))
-        return process
-
-    def stop(self, process):
-        """Stops ``process`` (if still running) and returns its exit code."""
-        stop_process(process)
-        for entry in [e for e in self._running if e[0] is process]:
-            entry[1].close()
-            self._running.remove(entry)
-        return process.returncode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for process, _ in reversed(list(self._running)):
-            self.stop(process)
-        return False
-
-
-def last_line(path):
-    lines = [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
 def _check_children(others):
-    for name, (process, log) in others.items():
-        if process.poll() is not None:
-            raise DaainError(f"{name} exited with code {process.returncode} before the drive was played: "
-                             f"{last_line(log)} (log: {log})")
+    for name, child in others.items():
+        if child.process.poll() is not None:
+            raise DaainError(f"{name} exited with code {child.process.returncode} before the drive was played: "
+                             f"{child.log_tail()} (log: {child.log_path})")
+
+
+def _logs(others):
+    return ", ".join(str(child.log_path) for child in others.values())
 
 
 def _watch(player, others, deadline):
     """Waits for the player; a child that exits first, or the deadline, ends the demo with the reason."""
-    while player.poll() is None:
+    while player.process.poll() is None:
         _check_children(others)
         if time.monotonic() > deadline:
             raise DaainError("the drive was not played in time: detector_node did not subscribe or playback "
-                             f"stalled (logs: {', '.join(str(log) for _, log in others.values())})")
+                             f"stalled (logs: {_logs(others)})")
         time.sleep(0.1)
 
 
-def _wait_until_recording(log, others, deadline):
+def _wait_until_recording(recorder, others, deadline):
     """Waits until the recorder has subscribed to every output of the node, so no verdict is lost."""
-    while ALL_SUBSCRIBED not in Path(log).read_text(errors="replace"):
+    while ALL_SUBSCRIBED not in recorder.log_path.read_text(errors="replace"):
         _check_children(others)
         if time.monotonic() > deadline:
             raise DaainError(f"detector_node's outputs did not appear in {NODE_START_S:.0f} s "
-                             f"(logs: {', '.join(str(log) for _, log in others.values())})")
+                             f"(logs: {_logs(others)})")
         time.sleep(0.1)
 
 
 def play_and_record(out, bag, speed, model, detector, config, grace_s, play_s):
-    """Node, recorder and player in their own processes; returns the recorder's summary."""
+    """Node, recorder and player in their own processes, stopped whatever happens; returns the recording
+    and the recorder's summary."""
     recorded = out / "recorded"
-    with Children(ros_environment(out)) as children:
-        node = children.start(node_command(CAMERA_TOPIC, model_path=model, detector_path=detector,
-                                           device=config.device, image_reliability="reliable"), out / "node.log")
-        recorder = children.start(record_command(recorded), out / "record.log")
-        watched = {"detector_node": (node, out / "node.log"), "daain bag record": (recorder, out / "record.log")}
-        _wait_until_recording(out / "record.log", watched, time.monotonic() + NODE_START_S)
-        player = children.start(play_command(bag, speed), out / "play.log")
+    env = ros_environment(out)
+    with contextlib.ExitStack() as children:
+        def start(command, log_name):
+            return children.enter_context(ChildProcess(command, out / log_name, env))
+
+        node = start(node_command(CAMERA_TOPIC, model_path=model, detector_path=detector, device=config.device,
+                                  image_reliability="reliable"), "node.log")
+        recorder = start(record_command(recorded), "record.log")
+        watched = {"detector_node": node, "daain bag record": recorder}
+        _wait_until_recording(recorder, watched, time.monotonic() + NODE_START_S)
+        player = start(play_command(bag, speed), "play.log")
         _watch(player, watched, time.monotonic() + NODE_START_S + 3 * play_s)
-        if player.returncode != 0:
-            raise DaainError(f"daain bag play failed ({player.returncode}): {last_line(out / 'play.log')}")
+        if player.process.returncode != 0:
+            raise DaainError(f"daain bag play failed ({player.process.returncode}): {player.log_tail()}")
         time.sleep(grace_s)  # the node's last verdicts: one frame in progress and one waiting
-        if children.stop(recorder) != 0:
-            raise DaainError(f"daain bag record failed: {last_line(out / 'record.log')}")
-        node_alive = node.poll() is None
+        if recorder.stop() != 0:
+            raise DaainError(f"daain bag record failed: {recorder.log_tail()}")
+        node_alive = node.process.poll() is None
     if not node_alive:
-        raise DaainError(f"detector_node exited during the drive: {last_line(out / 'node.log')}")
-    summary = json.loads(last_line(out / "record.log"))
+        raise DaainError(f"detector_node exited during the drive: {node.log_tail()}")
+    summary = json.loads(recorder.log_tail())
     if not summary["messages"].get("/diagnostics"):
         raise DataSourceError(f"{recorded}: nothing was recorded from detector_node (log: {out / 'node.log'})")
     return recorded, summary
@@ -255,7 +218,9 @@ def run_demo(config, echo=print):
     """Runs the whole demo; returns the summary of :func:`daain_ros.demo.report.analyse`."""
     from daain_ros.demo import report as demo_report
     from daain_ros.pipeline import Pipeline
+    from daain_ros.provenance import provenance
 
+    origin = provenance()  # before the drive is made: the load average of the machine, not of the demo
     out = Path(config.out)
     clear_outputs(out)
     model, detector = resolve_assets(config)
@@ -276,7 +241,8 @@ def run_demo(config, echo=print):
     recorded, record_summary = play_and_record(out, out / "drive", rate_hz / labels.rate_hz, model, detector,
                                                config, grace_s, play_s)
     setup = dict(data=spec, frames=frames, model=str(model), detector=str(detector), rate_hz=rate_hz,
-                 wall_s=round(time.monotonic() - started, 1), recorded=record_summary["messages"])
+                 wall_s=round(time.monotonic() - started, 1), recorded=record_summary["messages"],
+                 provenance=origin)
     summary = demo_report.analyse(out, out / "drive", recorded, setup)
     for line in demo_report.timeline(summary):
         echo(line)

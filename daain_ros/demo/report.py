@@ -8,33 +8,28 @@ flagged at least one of its frames; the false-positive rate is the share of judg
 """
 
 import json
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from daain_ros.io.labels import read_labels
-from daain_ros.evaluation.bag_report import FrameRecords, kind_metrics, plot
-from daain_ros.io.rosbag import header_stamp_ns, read_messages
-from daain_ros.segmentation.cityscapes import overlay
 from daain_ros.errors import DataSourceError
+from daain_ros.evaluation.bag_report import FrameRecords, kind_metrics, plot
+from daain_ros.evaluation.metrics import ratio
 from daain_ros.io.image_codec import decode_image_msg
+from daain_ros.io.labels import read_labels
+from daain_ros.io.rosbag import header_stamp_ns, read_messages
 from daain_ros.io.sources import stamp_at
+from daain_ros.provenance import markdown_lines as provenance_lines
+from daain_ros.ros.health import STALE, Verdict
+from daain_ros.segmentation.cityscapes import overlay
 
 REPORT, SUMMARY, SCORES, OVERLAY = "report.md", "summary.json", "scores.png", "overlay.png"
-STALE = 3
 PANEL = (320, 160)  # width, height of each overlay panel: the PNG stays small enough for docs/
 
 
-@dataclass(frozen=True)
-class Verdict:
-    flag: bool
-    score: float
-    latency_ms: float
-
-
 def node_verdicts(recorded):
-    """``{frame stamp ns: Verdict}`` from the recorded ``/diagnostics``."""
+    """``{frame stamp ns: (Verdict, latency ms)}``: the node's first verdict on each frame, read back from
+    the recorded ``/diagnostics`` (``health.key_values`` wrote them)."""
     verdicts = {}
     for _, _, msg in read_messages(recorded, "/diagnostics"):
         stamp = header_stamp_ns(msg.header)
@@ -44,8 +39,8 @@ def node_verdicts(recorded):
             if status.level == STALE or not nsec or int(sec) * 10**9 + int(nsec) != stamp:
                 continue
             latency = values.get("latency ms", "nan")
-            verdicts.setdefault(stamp, Verdict(values["anomaly"] == "true", float(values["score"]),
-                                               float(latency) if latency != "None" else float("nan")))
+            verdict = Verdict(values["anomaly"] == "true", status.level, status.message, float(values["score"]))
+            verdicts.setdefault(stamp, (verdict, float(latency) if latency != "None" else float("nan")))
     return verdicts
 
 
@@ -63,9 +58,9 @@ def drive_parts(labels):
 
 def _part(kind, start, end, labels, verdicts):
     stamps = [labels.epoch_ns + stamp_at(i, labels.rate_hz) for i in range(start, end)]
-    judged = [(i, verdicts[s]) for i, s in zip(range(start, end), stamps) if s in verdicts]
-    flagged = [i for i, v in judged if v.flag]
-    latencies = [v.latency_ms for _, v in judged if np.isfinite(v.latency_ms)]
+    judged = [(i, *verdicts[s]) for i, s in zip(range(start, end), stamps) if s in verdicts]
+    flagged = [i for i, verdict, _ in judged if verdict.anomalous]
+    latencies = [ms for _, _, ms in judged if np.isfinite(ms)]
     first = flagged[0] if flagged else None
     return dict(kind=kind or "clean", start=start, end=end, frames=end - start, judged=len(judged),
                 flagged=len(flagged), flagged_frames=flagged,
@@ -83,7 +78,7 @@ def summarize_parts(labels, verdicts):
     clean_judged, clean_flagged = sum(p["judged"] for p in clean), sum(p["flagged"] for p in clean)
     return parts, dict(segments=len(segments), segments_flagged=sum(p["flagged"] > 0 for p in segments),
                        clean_judged=clean_judged, clean_flagged=clean_flagged,
-                       false_positive_rate=clean_flagged / clean_judged if clean_judged else None)
+                       false_positive_rate=ratio(clean_flagged, clean_judged))
 
 
 def analyse(out, drive, recorded, setup):
@@ -120,8 +115,8 @@ def _records(labels, verdicts):
     for index in range(labels.first_frame, labels.first_frame + labels.frame_count):
         stamp = labels.epoch_ns + stamp_at(index, labels.rate_hz)
         if stamp in verdicts:
-            v = verdicts[stamp]
-            records.add(index, stamp, labels.kind_at(stamp), v.score, v.flag, v.flag, v.latency_ms / 1e3)
+            v, latency_ms = verdicts[stamp]
+            records.add(index, stamp, labels.kind_at(stamp), v.score, v.anomalous, v.anomalous, latency_ms / 1e3)
     return records
 
 
@@ -161,8 +156,8 @@ def write_overlay(path, drive, recorded, labels, parts, verdicts):
         ids = segmentation[stamp]
         frame = cv2.resize(images[stamp], (ids.shape[1], ids.shape[0]), interpolation=cv2.INTER_AREA)
         blended = overlay(frame, ids)[..., ::-1]
-        v = verdicts[stamp]
-        caption = f"{kind} (frame {index}): score {v.score:.3g}, {'FLAGGED' if v.flag else 'not flagged'}"
+        v, _ = verdicts[stamp]
+        caption = f"{kind} (frame {index}): score {v.score:.3g}, {'FLAGGED' if v.anomalous else 'not flagged'}"
         rows.append(np.hstack([_panel(frame, caption), _panel(blended, "detector_node segmentation")]))
     if rows:
         write_small_png(path, np.vstack(rows))
@@ -215,9 +210,18 @@ def timeline(summary):
 
 
 def markdown(summary):
-    """report.md: the setup, the timeline table, per-kind separation and the two images."""
-    lines = ["# daain demo", "",
-             f"Drive `{summary['data']}`: {summary['frames']} "
+    """report.md: the title, where and how the demo ran (its provenance) and :func:`section`."""
+    return "\n".join(["# daain demo", "", *provenance_lines(summary.get("provenance")), "", section(summary)])
+
+
+def section(summary, level=2, figures=""):
+    """The demo as markdown, from its ``summary.json``: the setup, the timeline table, per-kind separation
+    and the two images; ``report.md`` and ``daain report`` both use it.
+
+    :param level: heading level of its sub-sections.
+    :param figures: path prefix of the PNGs (relative to the markdown file); None leaves them out.
+    """
+    lines = [f"Drive `{summary['data']}`: {summary['frames']} "
              f"frames, played at {summary['rate_hz']:.1f} Hz into `detector_node` (model `{summary['model']}`, "
              f"detector `{summary['detector']}`, threshold {summary['threshold']:.4g}); its outputs recorded "
              f"with `daain bag record`. The node judged {summary['judged']} frames.", "",
@@ -234,9 +238,11 @@ def markdown(summary):
                   f"{summary['clean_judged']} judged clean frames flagged).", "",
               "Latency: from the frame's arrival at the node to its verdict. First flag: drive time from the "
               "segment's first frame to the first frame in it that the node flagged.", "",
-              "## Separation per kind (the node's scores; clean frames against that kind's)", "",
+              f"{'#' * level} Separation per kind (the node's scores; clean frames against that kind's)", "",
               "| kind | clean | anomalous | AUROC |", "|---|---|---|---|"]
     for kind, m in summary["metrics"].items():
         lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {_fmt(m['auroc'], '.3f', '—')} |")
-    lines += ["", f"![score against time]({SCORES})", "", f"![segmentation overlay]({OVERLAY})", ""]
+    lines.append("")
+    if figures is not None:
+        lines += [f"![score against time]({figures}{SCORES})", "", f"![segmentation overlay]({figures}{OVERLAY})", ""]
     return "\n".join(lines)

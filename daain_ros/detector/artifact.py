@@ -15,9 +15,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from daain_ros.detector.daain import DaainDetector
-from daain_ros.errors import DetectorFileError
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.sampling_key import LayerShape, SamplingKey
+from daain_ros.errors import DetectorFileError
 
 FORMAT = "daain_ros.detector"
 FORMAT_VERSION = 1
@@ -80,10 +80,13 @@ def load_detector(directory, model):
     """Loads the artifact in ``directory`` for ``model``, on the model's device, in eval mode."""
     directory = Path(directory)
     meta = read_metadata(directory)
-    fitted_for = meta["segmentation"]["sha256"]
-    if fitted_for != model.sha256:
-        raise DetectorFileError(f"{directory}: fitted for segmentation weights {meta['segmentation']['name']} "
-                                f"(sha256 {fitted_for[:12]}...), got {model.name} "
+    segmentation = meta.get("segmentation")
+    if not isinstance(segmentation, dict) or not isinstance(segmentation.get("sha256"), str):
+        raise DetectorFileError(f"{directory / METADATA}: malformed detector metadata (expected "
+                                "'segmentation' with the sha256 of the weights it was fitted for)")
+    if segmentation["sha256"] != model.sha256:
+        raise DetectorFileError(f"{directory}: fitted for segmentation weights {segmentation.get('name')} "
+                                f"(sha256 {segmentation['sha256'][:12]}...), got {model.name} "
                                 f"(sha256 {model.sha256[:12]}...)")
     try:
         tensors = load_file(str(directory / TENSORS))
@@ -92,11 +95,10 @@ def load_detector(directory, model):
     try:
         layers = [LayerShape(name, *shape) for name, *shape in meta["layers"]]
         key = SamplingKey(tensors.pop("key.indices").numpy(), layers, meta["input_size"], meta["radius"])
-        detector = DaainDetector(key, meta["head"], FlowConfig(**meta["flow"]), meta["threshold"],
+        detector = DaainDetector(key, meta["head"], FlowConfig.from_dict(meta["flow"]), meta["threshold"],
                                  {k: meta[k] for k in ("fit", "training", "calibration", "coverage") if k in meta})
         detector.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DetectorFileError(f"{directory}: detector files do not match each other ({first})") from exc
-    device = next(model.net.parameters()).device
-    return detector.to(device).eval()
+        raise DetectorFileError(f"{directory}: detector files malformed or do not match each other ({first})") from exc
+    return detector.to(model.device).eval()

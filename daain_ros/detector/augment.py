@@ -1,7 +1,8 @@
 """Photometric and geometric jitter of clean fit frames, so 150 frames of one drive cover its drift.
 
-Measured on the reference protocol (FINDINGS.md): a score fitted on frames 0-119 alone flags 79 % of
-held-out clean frames; with three jittered copies of each frame it flags about 1 %. The jitter stays
+Measured on the reference protocol (2026-11, a Mahalanobis score on 2,000 random activations of the
+official p2q8, fit frames 0-119 of one drive): fitted on those frames alone it flags 79 % of held-out
+clean frames; with three jittered copies of each frame, about 1 %. The jitter stays
 within what the same camera sees (crop 80-100 %, mirror, brightness and contrast), never what the
 detector must flag (flips upside down, noise, blur, fog).
 """

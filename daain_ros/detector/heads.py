@@ -5,7 +5,7 @@ with an independent standard Cauchy latent instead of the Gaussian it is trained
 costs the logarithm of its square, not the square. A new scene moves a few sampled positions very far
 (key 2's worst held-out still: 811 standard deviations in one dimension, 99.7 % of its squared latent in
 10 of 2,000 dimensions), a degraded image moves most of them a little; under the Gaussian NLL that one
-still outscored every flipped and noisy frame, under the Cauchy one none (detector protocol, README).
+still outscored every flipped and noisy frame, under the Cauchy one none (detector protocol, docs/how-it-works.md).
 ``nll`` is the flow's negative log-likelihood per dimension; ``znorm`` the mean squared latent; ``hbos``
 the histogram-based outlier score on z the reference uses, but summing log densities with a floor
 instead of pyod's min-max-capped probabilities, which saturate at 1.0 for every held-out frame.

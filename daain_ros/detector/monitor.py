@@ -8,8 +8,8 @@ precomputed on the device, so the cost is a few thousand reads per frame.
 import torch
 from torch import nn
 
-from daain_ros.errors import DaainError
 from daain_ros.detector.sampling_key import LayerShape
+from daain_ros.errors import DaainError
 
 
 def leaf_layers(net):
@@ -55,7 +55,7 @@ class ActivationMonitor(nn.Module):
         self._parts = {}
         self._handles = []
         modules = dict(model.net.named_modules())
-        device = next(model.net.parameters()).device
+        device = model.device
         self._order = []
         for i, gather in enumerate(key.layer_gathers()):
             self.register_buffer(f"index_{i}", torch.as_tensor(gather.flat_indices, device=device))

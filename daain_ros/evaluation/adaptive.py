@@ -8,8 +8,8 @@ key; with the real detector it is white-box. The real detector's flag rate on bo
 
 import torch
 
-from daain_ros.evaluation.attacks import attack
 from daain_ros.detector.monitor import ActivationMonitor
+from daain_ros.evaluation.attacks import attack
 
 ADAPTIVE_KIND = "pgd-adaptive"
 

@@ -1,9 +1,11 @@
 """One registry over adversarial attacks and corruptions: every way an evaluation perturbs clean frames."""
 
+from collections import defaultdict
+
+from daain_ros.errors import DaainError
 from daain_ros.evaluation.attacks import ATTACKS, DEFAULT_EPS, attack
 from daain_ros.evaluation.corruptions import CORRUPTIONS, corrupt
-from daain_ros.errors import DaainError
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE
+from daain_ros.segmentation.network_size import DEFAULT_SIZE
 
 KINDS = ATTACKS + tuple(CORRUPTIONS)
 
@@ -32,3 +34,18 @@ def perturb(kind, images_bgr, *, severity=3, eps=DEFAULT_EPS, model=None, size=D
     if is_attack(kind):
         return attack(model, list(images_bgr), kind, eps=eps, size=size, seed=seed, steps=steps)
     return [corrupt(kind, image, severity, seed + i) for i, image in enumerate(images_bgr)]
+
+
+def perturb_each_size(kind, images_bgr, **options):
+    """:func:`perturb` for images of mixed sizes: attacks other than ``uap`` run once per image size
+    (a batch needs one size); corruptions and ``uap`` (fitted on all the images) take the whole list."""
+    if kind == "uap" or not is_attack(kind):
+        return perturb(kind, images_bgr, **options)
+    by_shape = defaultdict(list)
+    for index, image in enumerate(images_bgr):
+        by_shape[image.shape].append(index)
+    out = [None] * len(images_bgr)
+    for indices in by_shape.values():
+        for index, image in zip(indices, perturb(kind, [images_bgr[i] for i in indices], **options)):
+            out[index] = image
+    return out

@@ -28,9 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daain_ros.segmentation.cityscapes import PERSON, ROAD
 from daain_ros.errors import DaainError, ImageError
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE, check_network_size, normalize, preprocess
+from daain_ros.evaluation.metrics import miou
+from daain_ros.segmentation.cityscapes import PERSON, ROAD
+from daain_ros.segmentation.network_size import DEFAULT_SIZE, check_network_size
+from daain_ros.segmentation.preprocess import normalize, preprocess
 
 ATTACKS = ("fgsm", "fgsm-road", "ifgsm", "ifgsm-person", "pgd", "uap")
 DEFAULT_EPS = 4 / 255
@@ -47,11 +49,6 @@ _SPECS = {
 }
 
 
-def model_device(model):
-    """Where a loaded ``SegmentationModel`` runs: attacks make their tensors there."""
-    return next(model.net.parameters()).device
-
-
 def network_input(unit_bgr, size):
     """Differentiable official preprocessing of Nx3xHxW BGR in [0, 1] at camera size to ``size``."""
     width, height = size
@@ -62,7 +59,7 @@ def network_input(unit_bgr, size):
 
 def predict_labels(model, images_bgr, size=DEFAULT_SIZE, batch_size=BATCH_SIZE):
     """Train-id maps (N x height x width, uint8) of BGR uint8 images at network ``size``."""
-    device = model_device(model)
+    device = model.device
     labels = []
     with torch.inference_mode():
         for start in range(0, len(images_bgr), batch_size):
@@ -147,7 +144,7 @@ def _quantize(delta, eps):
 
 def _attack_batch(model, images, kind, eps, size, steps, generator, extra_loss):
     target, iterative, random_start = _SPECS[kind]
-    pixels = _pixels(images, model_device(model))
+    pixels = _pixels(images, model.device)
     labels = _labels(model, pixels, target, size)
     steps = (steps or DEFAULT_STEPS) if iterative else 1
     alpha = 2.5 * eps / steps if iterative else eps
@@ -196,7 +193,7 @@ def fit_uap(model, images_bgr, eps=DEFAULT_EPS, size=DEFAULT_SIZE, seed=0, steps
     size = check_network_size(*size)
     _check_budget(eps, steps)
     steps = steps or DEFAULT_STEPS
-    pixels = _pixels(images, model_device(model))
+    pixels = _pixels(images, model.device)
     labels = _labels(model, pixels, None, size)
     generator = torch.Generator().manual_seed(seed)
     start = ((2 * torch.rand((1,) + pixels.shape[1:], generator=generator) - 1) * eps).to(pixels.device)
@@ -222,19 +219,12 @@ def apply_uap(images_bgr, perturbation):
 def compare_labels(clean_labels, labels):
     """Pixel agreement and mIoU of label maps against clean ones taken as ground truth.
 
-    One confusion matrix over all images; the mean IoU is over the classes present in either.
+    The mIoU counts every class either map has (``miou`` with ``count_predicted``): a class the attack
+    paints in is part of the damage.
     """
-    clean = np.asarray(clean_labels, np.int64).ravel()
-    other = np.asarray(labels, np.int64).ravel()
-    if clean.shape != other.shape or clean.size == 0:
-        raise DaainError(f"{clean.size} clean and {other.size} other labels: expected the same positive number")
-    classes = int(max(clean.max(), other.max())) + 1
-    confusion = np.bincount(clean * classes + other, minlength=classes * classes).reshape(classes, classes)
-    intersection = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - intersection
-    present = union > 0
-    return {"pixel_agreement": float((clean == other).mean()),
-            "miou": float((intersection[present] / union[present]).mean())}
+    _, mean = miou(labels, clean_labels, classes=None, ignore=None, count_predicted=True)
+    agreement = np.asarray(clean_labels).ravel() == np.asarray(labels).ravel()
+    return {"pixel_agreement": float(agreement.mean()), "miou": mean}
 
 
 def attack_effect(model, clean_images, attacked_images, size=DEFAULT_SIZE):

@@ -1,6 +1,6 @@
-"""``daain bag evaluate``: replay a bag's image topic through the detector offline, batched, without DDS.
+"""Replay a bag's image topic through the detector offline, batched, without DDS (``daain bag evaluate``).
 
-Frames stream from the bag in batches of ``--batch-size``; each gets a row in ``frames.csv`` and its
+Frames stream from the bag in batches of ``batch_size``; each gets a row in ``frames.csv`` and its
 outputs in ``OUT/bag`` (the input image plus ``/daain/segmentation``, ``/daain/anomaly`` and
 ``/daain/score`` on the frame's own stamp, as ``detector_node`` would publish them). A frame that
 cannot be read (invalid CDR, an unsupported encoding, a malformed image) is judged anomalous (fail
@@ -10,21 +10,16 @@ few numbers per frame are held.
 """
 
 import csv
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from daain_ros.errors import DaainError, DataSourceError
 from daain_ros.io.labels import LABELS_FILE, read_labels
-from daain_ros.io.rosbag import (COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, BagWriter, bag_topics, header_stamp_ns,
-                             read_messages)
+from daain_ros.io.rosbag import BagWriter, image_topic, read_images
 from daain_ros.ros.debounce import KOfN
-from daain_ros.errors import DaainError, DataSourceError, ImageError
-from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg
 
 SEGMENTATION_TOPIC = "/daain/segmentation"
 ANOMALY_TOPIC = "/daain/anomaly"
@@ -33,58 +28,6 @@ FRAMES_FILE = "frames.csv"
 OUTPUT_BAG = "bag"
 COLUMNS = ("index", "stamp_ns", "time_s", "label", "score", "threshold", "flag", "debounced_flag",
            "latency_ms", "error")
-_DECODERS = {IMAGE: decode_image_msg, COMPRESSED_IMAGE: decode_compressed_msg}
-
-
-def register(sub):
-    parser = sub.add_parser("evaluate", help="score a bag's image topic offline; CSV, report, plot and an "
-                                             "output bag with the detector's topics")
-    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 directory, .mcap or .db3")
-    parser.add_argument("--topic", default=None,
-                        help="image topic (Image or CompressedImage; default: the labels' topic)")
-    parser.add_argument("--detector", required=True, help="detector directory")
-    parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (OUT/bag must not exist)")
-    parser.add_argument("--labels", type=Path, default=None,
-                        help=f"anomaly labels (default: BAG/{LABELS_FILE} when present)")
-    parser.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
-    parser.add_argument("--debounce-k", type=int, default=1, help="flag while k of the last n frames are "
-                                                                  "anomalous (default 1)")
-    parser.add_argument("--debounce-n", type=int, default=1, help="debounce window n (default 1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.set_defaults(run=run)
-
-
-@dataclass
-class BagFrame:
-    """One message of the image topic: its decoded image, or why it could not be read."""
-
-    index: int
-    log_ns: int
-    stamp_ns: int
-    msg: object = None
-    image: np.ndarray = None
-    error: str = None
-
-
-def _stamp_ns(msg, log_ns):
-    header = getattr(msg, "header", None)
-    return log_ns if header is None else header_stamp_ns(header)
-
-
-def bag_frames(path, topic):
-    """Streams :class:`BagFrame` of ``topic``; a message that cannot be decoded carries its error."""
-    for index, log_ns, msg in read_messages(path, topic, IMAGE_TYPES):
-        if isinstance(msg, ImageError):
-            yield BagFrame(index, log_ns, log_ns, error=" ".join(str(msg).split()))
-            continue
-        stamp_ns = _stamp_ns(msg, log_ns)
-        try:
-            yield BagFrame(index, log_ns, stamp_ns, msg, image=_DECODERS[msg.__msgtype__](msg))
-        except ImageError as exc:
-            yield BagFrame(index, log_ns, stamp_ns, msg, error=f"{topic} frame {index}: "
-                                                               f"{' '.join(str(exc).split())}")
 
 
 def batches(frames, size):
@@ -107,41 +50,43 @@ class OutputBag(BagWriter):
         self._write(topic, stamp_ns, msg)
 
 
-def _choose_topic(bag, topic, labels):
-    topics = bag_topics(bag)
-    topic = topic or (labels.topic if labels is not None else None)
-    if topic is None:
-        images = sorted(t for t, (m, _) in topics.items() if m in IMAGE_TYPES)
-        if len(images) != 1:
-            raise DataSourceError(f"{bag}: say which image topic to evaluate (--topic); image topics: "
-                                  f"{', '.join(images) or 'none'}")
-        topic = images[0]
-    if topic not in topics:
-        present = ", ".join(f"{t} ({m}, {n} messages)" for t, (m, n) in sorted(topics.items())) or "none"
-        raise DataSourceError(f"{bag}: no topic {topic}; the bag has {present}")
-    msgtype, count = topics[topic]
-    if msgtype not in IMAGE_TYPES or count == 0:
-        raise DataSourceError(f"{bag}: topic {topic} carries {count} {msgtype} messages; expected "
-                              f"{' or '.join(IMAGE_TYPES)} frames")
-    return topic, count
-
-
-def _labels(args):
-    if args.labels is not None:
-        return read_labels(args.labels), args.labels
-    default = args.bag / LABELS_FILE
+def _labels(bag, path):
+    if path is not None:
+        return read_labels(path), Path(path)
+    default = bag / LABELS_FILE
     return (read_labels(default), default) if default.is_file() else (None, None)
+
+
+class UnreadableBagError(DataSourceError):
+    """Not one frame of the topic could be read; the evaluation's files, summary included, are written."""
+
+    def __init__(self, message, summary):
+        super().__init__(message)
+        self.summary = summary
 
 
 class Evaluation:
     """Runs the pipeline over a bag, writing frames.csv and the output bag as it goes."""
 
-    def __init__(self, pipeline, topic, labels, debounce, out_bag, rows, records):
+    def __init__(self, pipeline, topic, labels, debounce, records):
         self.pipeline, self.topic, self.labels = pipeline, topic, labels
-        self.debounce, self.out_bag, self.rows, self.records = debounce, out_bag, rows, records
-        self.first_ns = None
+        self.debounce, self.records = debounce, records
+        self.first_ns = self.out_bag = self.rows = None
 
-    def run(self, frames, batch_size, progress):
+    def replay(self, bag, count, out, batch_size):
+        """Writes ``OUT/frames.csv`` and the output bag; removes the table when the replay fails part-way."""
+        csv_path = out / FRAMES_FILE
+        try:
+            with OutputBag(out / OUTPUT_BAG) as out_bag, open(csv_path, "w", newline="") as table:
+                self.out_bag, self.rows = out_bag, csv.writer(table)
+                self.rows.writerow(COLUMNS)
+                with tqdm(total=count, desc=f"evaluate {self.topic}", unit="frame") as progress:
+                    self._run(read_images(bag, self.topic), batch_size, progress)
+        except BaseException:
+            csv_path.unlink(missing_ok=True)  # a half table would read as a finished evaluation
+            raise
+
+    def _run(self, frames, batch_size, progress):
         for batch in batches(frames, batch_size):
             images = [f.image for f in batch if f.error is None]
             results, latency = iter(()), math.nan
@@ -150,7 +95,7 @@ class Evaluation:
                 results = iter(self.pipeline.process(images))
                 latency = (time.perf_counter() - start) / len(images)
             for frame in batch:
-                self._record(frame, None if frame.error else next(results), latency)
+                self._record(frame, next(results) if frame.error is None else None, latency)
             progress.update(len(batch))
 
     def _record(self, frame, result, latency):
@@ -159,13 +104,14 @@ class Evaluation:
         flag = True if result is None else result.anomalous
         debounced = self.debounce.update(flag)
         score = math.nan if result is None else result.score
+        error = None if frame.error is None else str(frame.error)
         self.records.add(frame.index, frame.stamp_ns, kind, score, flag, debounced,
-                         math.nan if result is None else latency, frame.error)
+                         math.nan if result is None else latency, error)
         scored = result is not None
         self.rows.writerow([frame.index, frame.stamp_ns, f"{(frame.stamp_ns - self.first_ns) / 1e9:.6f}",
                             kind or "", f"{score:.6g}" if scored else "", f"{self.pipeline.threshold:.6g}",
                             int(flag), int(debounced), f"{latency * 1e3:.2f}" if scored else "",
-                            frame.error or ""])
+                            error or ""])
         self._write_outputs(frame, result, debounced)
 
     def _write_outputs(self, frame, result, debounced):
@@ -178,38 +124,45 @@ class Evaluation:
         self.out_bag.add_bool(ANOMALY_TOPIC, frame.stamp_ns, debounced)
 
 
-def run(args):
+def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshold=None, debounce_k=1,
+                 debounce_n=1, batch_size=8, device="auto"):
+    """Scores every frame of a bag's image topic and writes the evaluation to ``out``; returns its summary.
+
+    Writes ``frames.csv``, the output bag ``OUT/bag`` (which must not exist), ``summary.json``,
+    ``report.md`` and ``scores.png``.
+
+    :param topic: Image or CompressedImage topic; default the labels' topic, else the bag's image topic.
+    :param labels: anomaly labels file; default ``BAG/labels.json`` when present.
+    :param threshold: overrides the detector's calibrated threshold.
+    :param debounce_k: the flag rises while ``debounce_k`` of the last ``debounce_n`` frames are anomalous.
+    :returns: the summary of :func:`daain_ros.evaluation.bag_report.write` (as in ``summary.json``).
+    :raises UnreadableBagError: when no frame could be read (the files are written all the same).
+    """
     from daain_ros.evaluation import bag_report  # matplotlib and torch load only when a bag is evaluated
     from daain_ros.pipeline import Pipeline
+    from daain_ros.provenance import provenance
 
-    if args.batch_size < 1:
-        raise DaainError(f"--batch-size {args.batch_size}: expected a positive number of frames")
-    debounce = KOfN(args.debounce_k, args.debounce_n)
-    labels, labels_path = _labels(args)
-    topic, count = _choose_topic(args.bag, args.topic, labels)
-    if (args.out / OUTPUT_BAG).exists():
-        raise DataSourceError(f"{args.out / OUTPUT_BAG} exists already: evaluate into a new --out directory")
-    pipeline = Pipeline.load(args.model, args.detector, args.device, args.threshold)
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / FRAMES_FILE
+    bag, out = Path(bag), Path(out)
+    if batch_size < 1:
+        raise DaainError(f"--batch-size {batch_size}: expected a positive number of frames")
+    debounce = KOfN(debounce_k, debounce_n)
+    labels, labels_path = _labels(bag, labels)
+    topic, count = image_topic(bag, topic or (labels.topic if labels is not None else None))
+    if (out / OUTPUT_BAG).exists():
+        raise DataSourceError(f"{out / OUTPUT_BAG} exists already: evaluate into a new --out directory")
+    origin = provenance()
+    pipeline = Pipeline.load(model, detector, device, threshold)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    try:
-        with OutputBag(args.out / OUTPUT_BAG) as out_bag, open(csv_path, "w", newline="") as table:
-            rows = csv.writer(table)
-            rows.writerow(COLUMNS)
-            evaluation = Evaluation(pipeline, topic, labels, debounce, out_bag, rows, bag_report.FrameRecords())
-            with tqdm(total=count, desc=f"evaluate {topic}", unit="frame") as progress:
-                evaluation.run(bag_frames(args.bag, topic), args.batch_size, progress)
-    except BaseException:
-        csv_path.unlink(missing_ok=True)  # a half table would read as a finished evaluation
-        raise
-    wall_s = time.perf_counter() - started
-    setup = dict(bag=str(args.bag), topic=topic, model=str(args.model), detector=str(args.detector),
+    evaluation = Evaluation(pipeline, topic, labels, debounce, bag_report.FrameRecords())
+    evaluation.replay(bag, count, out, batch_size)
+    setup = dict(bag=str(bag), topic=topic, model=str(model), detector=str(detector),
                  labels=None if labels_path is None else str(labels_path), device=str(pipeline.device),
-                 batch_size=args.batch_size, threshold=pipeline.threshold,
-                 debounce=dict(k=debounce.k, n=debounce.n), wall_s=round(wall_s, 3))
-    summary = bag_report.write(args.out, evaluation.records, labels, setup)
-    print(json.dumps({key: summary[key] for key in ("frames", "unreadable", "flagged_share", "out")}))
+                 batch_size=batch_size, threshold=pipeline.threshold,
+                 debounce=dict(k=debounce.k, n=debounce.n), wall_s=round(time.perf_counter() - started, 3),
+                 provenance=origin)
+    summary = bag_report.write(out, evaluation.records, labels, setup)
     if summary["frames"] == summary["unreadable"]:
-        raise DataSourceError(f"{args.bag}: none of the {summary['frames']} frames of {topic} could be read; "
-                              f"first: {evaluation.records.errors[0][2]}")
+        raise UnreadableBagError(f"{bag}: none of the {summary['frames']} frames of {topic} could be read; "
+                                 f"first: {evaluation.records.errors[0][2]}", summary)
+    return summary

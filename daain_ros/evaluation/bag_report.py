@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from daain_ros.evaluation.metrics import detection_metrics  # noqa: E402
+from daain_ros.evaluation.metrics import detection_metrics, ratio  # noqa: E402
+from daain_ros.provenance import markdown_lines as provenance_lines  # noqa: E402
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
@@ -57,10 +58,6 @@ def longest_run(flags, stamps_ns, first_ns):
                 end_s=(stamps_ns[end] - first_ns) / 1e9)
 
 
-def _share(count, total):
-    return count / total if total else None
-
-
 def kind_metrics(kinds, scores):
     """AUROC/AUPR/FPR95 per anomaly kind (clean frames against that kind's), and ``any`` for several."""
     finite = np.isfinite(scores)
@@ -94,7 +91,7 @@ def segment_detection(segment, stamps_ns, flags, debounced):
     raw_frame, raw_s = _first(flags[inside], stamps_ns[inside], segment.start_ns)
     return dict(kind=segment.kind, start=segment.start, end=segment.end, start_ns=segment.start_ns,
                 end_ns=segment.end_ns, frames=frames, flagged=int(flags[inside].sum()),
-                flagged_share=_share(int(flags[inside].sum()), frames),
+                flagged_share=ratio(int(flags[inside].sum()), frames),
                 debounced_flagged=int(debounced[inside].sum()), detected=first_frame is not None,
                 first_flag_frames=first_frame, first_flag_s=first_s, first_raw_flag_frames=raw_frame,
                 first_raw_flag_s=raw_s)
@@ -120,16 +117,16 @@ def summarize(records, labels, setup):
                    unreadable_frames=[dict(index=i, stamp_ns=s, error=e) for i, s, e in records.errors],
                    non_finite_scores=int((~np.isfinite(scores)).sum()) - len(records.errors),
                    first_stamp_ns=first_ns, duration_s=(int(stamps[-1]) - first_ns) / 1e9,
-                   flagged=int(flags.sum()), flagged_share=_share(int(flags.sum()), frames),
-                   debounced_flagged=int(debounced.sum()), debounced_share=_share(int(debounced.sum()), frames),
+                   flagged=int(flags.sum()), flagged_share=ratio(int(flags.sum()), frames),
+                   debounced_flagged=int(debounced.sum()), debounced_share=ratio(int(debounced.sum()), frames),
                    longest_flagged_run=longest_run(flags, stamps, first_ns),
                    longest_debounced_run=longest_run(debounced, stamps, first_ns),
                    latency_ms=_latency(records.latency_s),
-                   frames_per_s=_share(frames - len(records.errors), setup.get("wall_s")))
+                   frames_per_s=ratio(frames - len(records.errors), setup.get("wall_s")))
     if labels is not None:
         clean = kinds == ""
         summary["clean"] = dict(frames=int(clean.sum()), flagged=int(flags[clean].sum()),
-                                flagged_share=_share(int(flags[clean].sum()), int(clean.sum())))
+                                flagged_share=ratio(int(flags[clean].sum()), int(clean.sum())))
         summary["metrics"] = kind_metrics(kinds, scores)
         summary["segments"] = [segment_detection(s, stamps, flags, debounced) for s in labels.segments]
     return summary
@@ -148,8 +145,7 @@ def _overview(summary):
     span = f"{run['frames']} frames, {run['start_s']:.2f}-{run['end_s']:.2f} s" if run["frames"] else "none"
     latency = " / ".join(_number(lat[key], ".1f") for key in ("mean", "median", "p95"))
     debounce = summary["debounce"]
-    return [f"# daain bag evaluate: {summary['bag']} {summary['topic']}", "",
-            f"Detector `{summary['detector']}` on `{summary['model']}`, {summary['device']}, batch "
+    return [f"Bag `{summary['bag']}`, topic `{summary['topic']}`. Detector `{summary['detector']}` on `{summary['model']}`, {summary['device']}, batch "
             f"{summary['batch_size']}, threshold {summary['threshold']:.6g}, debounce {debounce['k']} of "
             f"{debounce['n']}; labels: `{summary['labels']}`.", "",
             "| frames | unreadable | flagged | debounced flagged | longest flagged run | "
@@ -163,18 +159,18 @@ def _overview(summary):
             "reading, decoding and writing are not included. Unreadable frames count as flagged.", ""]
 
 
-def _labelled(summary):
+def _labelled(summary, heading):
     clean = summary["clean"]
     lines = [f"Clean frames: {clean['frames']}, flagged {clean['flagged']} "
              f"({_percent(clean['flagged_share'])}).", ""]
     if not summary["segments"]:
         return lines
-    lines += ["## Per kind (clean frames against that kind's frames)", "",
+    lines += [f"{heading} Per kind (clean frames against that kind's frames)", "",
               "| kind | clean | anomalous | AUROC | AUPR | FPR95 |", "|---|---|---|---|---|---|"]
     for kind, m in summary["metrics"].items():
         lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {_number(m['auroc'])} | "
                      f"{_number(m['aupr'])} | {_number(m['fpr95'], '.2f')} |")
-    lines += ["", "## Per segment", "", "| segment | frames | flagged | detected | time to first flag |",
+    lines += ["", f"{heading} Per segment", "", "| segment | frames | flagged | detected | time to first flag |",
               "|---|---|---|---|---|"]
     for s in summary["segments"]:
         first = ("—" if s["first_flag_s"] is None
@@ -185,20 +181,35 @@ def _labelled(summary):
                         "debounced flag raised (what a planner would see).", ""]
 
 
-def _unreadable(summary):
+def _unreadable(summary, heading):
     errors = summary["unreadable_frames"]
     if not errors:
         return []
-    lines = ["## Unreadable frames (flagged, fail closed)", ""]
+    lines = [f"{heading} Unreadable frames (flagged, fail closed)", ""]
     lines += [f"- frame {e['index']} (stamp {e['stamp_ns']}): {e['error']}" for e in errors[:_LISTED_ERRORS]]
     if len(errors) > _LISTED_ERRORS:
         lines.append(f"- ... and {len(errors) - _LISTED_ERRORS} more (all in {SUMMARY_FILE})")
     return lines + [""]
 
 
-def _markdown(summary):
-    lines = _overview(summary) + (_labelled(summary) if "metrics" in summary else []) + _unreadable(summary)
-    return "\n".join(lines + [f"![score against time]({PLOT_FILE})", ""])
+def markdown(summary):
+    """report.md: the title, where and how the evaluation ran (its provenance) and :func:`section`."""
+    return "\n".join([f"# daain bag evaluate: {summary['bag']} {summary['topic']}", "",
+                      *provenance_lines(summary.get("provenance")), "", section(summary)])
+
+
+def section(summary, level=2, figures=""):
+    """The evaluation as markdown, from its ``summary.json``; ``report.md`` and ``daain report`` both use it.
+
+    :param level: heading level of its sub-sections.
+    :param figures: path prefix of the plot (relative to the markdown file); None leaves it out.
+    """
+    heading = "#" * level
+    lines = (_overview(summary) + (_labelled(summary, heading) if "metrics" in summary else [])
+             + _unreadable(summary, heading))
+    if figures is not None:
+        lines.append(f"![score against time]({figures}{PLOT_FILE})")
+    return "\n".join(lines + [""])
 
 
 def plot(path, records, labels, threshold):
@@ -246,6 +257,6 @@ def write(out_dir, records, labels, setup):
     """Writes summary.json, report.md and scores.png into ``out_dir``; returns the summary."""
     summary = _json_safe(dict(summarize(records, labels, setup), out=str(out_dir)))
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    (out_dir / REPORT_FILE).write_text(_markdown(summary))
+    (out_dir / REPORT_FILE).write_text(markdown(summary))
     plot(out_dir / PLOT_FILE, records, labels, setup["threshold"])
     return summary

@@ -3,11 +3,10 @@
 Each score is higher for more anomalous images and aggregates per-pixel values by their mean over the
 image. As in pytorch-ood, every detector has ``fit(...) -> self`` and ``predict(...) -> scores`` (a float
 tensor with one value per image) and ``predict`` takes what one forward gives (logits or pooled features),
-so ``baseline_scores`` computes all of them from one segmentation forward; MC dropout alone needs its own
-``passes`` forwards.
+so ``baseline_scores`` computes all of them from one segmentation forward (``forward_with_features``, which
+also serves the DAAIN pipeline's monitored forward); MC dropout alone needs its own ``passes`` forwards.
 """
 
-import numpy as np
 import torch
 from sklearn.covariance import LedoitWolf
 from torch import nn
@@ -140,19 +139,22 @@ class Mahalanobis(nn.Module):
         return ((centred @ self.precision) * centred).sum(1).float()
 
 
-def forward_with_features(model, x):
-    """One segmentation forward: (logits at input size, pooled encoder features N x 256).
+def forward_with_features(model, x, forward=None):
+    """One segmentation forward: (what ``forward`` returns, pooled encoder features N x 256).
 
     The features are the global average pool of ``encoder.features(x)[2]`` (level-3 concatenation after
     its BN-PReLU ``b3``), taken by a hook so the forward is not repeated.
+
+    :param forward: runs ``model`` on ``x``; default ``model.logits`` (logits at input size); a pipeline's
+        monitor gives (logits, sampled activations) from the same forward.
     """
     captured = []
     handle = encoder_of(model).b3.register_forward_hook(lambda m, i, out: captured.append(out.mean((2, 3))))
     try:
-        logits = model.logits(x)
+        out = (forward or model.logits)(x)
     finally:
         handle.remove()
-    return logits, captured[0]
+    return out, captured[0]
 
 
 def pooled_features(model, x):
@@ -164,19 +166,17 @@ def pooled_features(model, x):
 BASELINES = ("msp", "max_logit", "entropy", "mahalanobis", "mc_dropout")
 
 
-def baseline_scores(model, x, mahalanobis=None, mc_dropout=None):
-    """Every baseline's score for network inputs ``x`` from one segmentation forward.
+def baseline_scores(x, logits, features, mahalanobis=None, mc_dropout=None):
+    """Every baseline's score from one segmentation forward (``forward_with_features``) of inputs ``x``.
 
     :param mahalanobis: a fitted ``Mahalanobis``; its score is left out when None.
-    :param mc_dropout: an ``MCDropout``; adds its ``passes`` forwards; left out when None.
-    :return: dict name (``BASELINES``) -> float64 numpy array of one score per image.
+    :param mc_dropout: an ``MCDropout``; adds its ``passes`` forwards on ``x``; left out when None.
+    :return: dict name (in ``BASELINES`` order) -> tensor of one score per image.
     """
-    with torch.inference_mode():
-        logits, features = forward_with_features(model, x)
-        scores = {"msp": MaxSoftmax().predict(logits), "max_logit": MaxLogit().predict(logits),
-                  "entropy": mean_entropy(logits)}
-        if mahalanobis is not None:
-            scores["mahalanobis"] = mahalanobis.predict(features)
+    scores = {"msp": MaxSoftmax().predict(logits), "max_logit": MaxLogit().predict(logits),
+              "entropy": mean_entropy(logits)}
+    if mahalanobis is not None:
+        scores["mahalanobis"] = mahalanobis.predict(features)
     if mc_dropout is not None:
         scores["mc_dropout"] = mc_dropout.predict(x)
-    return {name: np.asarray(score.double().cpu()) for name, score in scores.items()}
+    return scores

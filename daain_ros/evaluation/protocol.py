@@ -14,7 +14,7 @@ from tqdm import tqdm
 from daain_ros.evaluation.adaptive import ADAPTIVE_KIND, adaptive_attack
 from daain_ros.evaluation.anomalies import is_attack, perturb
 from daain_ros.evaluation.attacks import ATTACKS, apply_uap, compare_labels, fit_uap
-from daain_ros.evaluation.baselines import MaxLogit, MaxSoftmax, MCDropout, Mahalanobis, encoder_of, mean_entropy
+from daain_ros.evaluation.baselines import Mahalanobis, MCDropout, baseline_scores, forward_with_features
 from daain_ros.evaluation.corruptions import CORRUPTIONS
 from daain_ros.evaluation.metrics import detection_metrics, flag_rate
 from daain_ros.segmentation.preprocess import preprocess, resize_bgr
@@ -24,7 +24,7 @@ METHODS = ("daain", "msp", "max_logit", "entropy", "mc_dropout", "mahalanobis")
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """What ``evaluate`` runs; the defaults are the protocol of the README's table."""
+    """What ``evaluate`` runs; the defaults are the protocol of docs/evaluation.md."""
 
     severities: tuple = (3,)
     eps: tuple = (4 / 255,)
@@ -43,7 +43,8 @@ def at_network_size(images_bgr, size):
 
 
 class Scorer:
-    """Runs the pipeline's monitored forward once per batch and derives every method's score from it."""
+    """Runs the pipeline's monitored forward once per batch and derives every method's score from it: DAAIN's
+    from the sampled activations, the baselines' (``baseline_scores``) from the logits and pooled features."""
 
     def __init__(self, pipeline, mahalanobis=None, mc_passes=4, seed=0):
         self.pipeline = pipeline
@@ -52,16 +53,9 @@ class Scorer:
 
     def _forward(self, x):
         """(logits, DAAIN scores, pooled encoder features) from one forward."""
-        pooled = []
-        hook = encoder_of(self.pipeline.model).b3.register_forward_hook(
-            lambda _m, _i, out: pooled.append(out.mean((2, 3))))
-        try:
-            with torch.inference_mode():
-                logits, activations = self.pipeline.monitor(x)
-                scores = self.pipeline.detector(activations)
-        finally:
-            hook.remove()
-        return logits, scores, pooled[0]
+        with torch.inference_mode():
+            (logits, activations), pooled = forward_with_features(self.pipeline.model, x, self.pipeline.monitor)
+            return logits, self.pipeline.detector(activations), pooled
 
     def features(self, images, batch_size=8):
         """Pooled encoder features of clean fit images, for the Mahalanobis baseline."""
@@ -78,14 +72,9 @@ class Scorer:
         for start in range(0, len(images), batch_size):
             x = self._input(images[start:start + batch_size])
             logits, daain, features = self._forward(x)
-            out["daain"].append(daain)
-            out["msp"].append(MaxSoftmax().predict(logits))
-            out["max_logit"].append(MaxLogit().predict(logits))
-            out["entropy"].append(mean_entropy(logits))
-            if self.mahalanobis is not None:
-                out["mahalanobis"].append(self.mahalanobis.predict(features))
-            if self.mc_dropout is not None:
-                out["mc_dropout"].append(self.mc_dropout.predict(x))
+            batch = {"daain": daain, **baseline_scores(x, logits, features, self.mahalanobis, self.mc_dropout)}
+            for method, values in batch.items():
+                out[method].append(values)
             labels.append(logits.argmax(1).byte().cpu().numpy())
         scores = {m: torch.cat(v).double().cpu().numpy() for m, v in out.items() if v}
         return scores, np.concatenate(labels)

@@ -11,6 +11,10 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from daain_ros.evaluation.protocol import METHODS  # noqa: E402
+from daain_ros.provenance import markdown_lines as provenance_lines  # noqa: E402
+from daain_ros.provenance import provenance as record_provenance  # noqa: E402
+
+FIGURES = {"roc": "roc.png", "histograms": "histograms.png", "domain": "domain.png"}
 
 
 def _setting(row):
@@ -69,7 +73,7 @@ def _histogram(ax, clean, anomalous, threshold):
 
 def _domain_plot(clean, domain, threshold, path):
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.boxplot([clean] + list(domain.values()), tick_labels=["held-out clean"] + list(domain), vert=False)
+    ax.boxplot([clean] + list(domain.values()), tick_labels=["held-out clean"] + list(domain), orientation="horizontal")
     ax.axvline(threshold, color="k", ls="--", lw=1, label="threshold")
     ax.set_xlabel("DAAIN score (higher = more anomalous)")
     ax.legend()
@@ -78,43 +82,64 @@ def _domain_plot(clean, domain, threshold, path):
     plt.close(fig)
 
 
-def write_report(out, results, raw, threshold, domain=None, context=None):
-    """Writes every file of an evaluation into ``out``; returns the report path."""
+def write_report(out, results, raw, threshold, domain=None, context=None, provenance=None):
+    """Writes every file of an evaluation into ``out``; returns the report path.
+
+    :param provenance: what :func:`daain_ros.provenance.provenance` recorded when the run started (default:
+        recorded now).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     domain = domain or {}
     domain_rows = {name: {"frames": len(s), "flag_rate": float(np.mean(s > threshold)),
                           "median": float(np.median(s)), "p90": float(np.quantile(s, 0.9))}
                    for name, s in domain.items()}
-    document = {**results, "threshold": threshold, "domain": domain_rows, "context": context or {}}
+    document = {**results, "threshold": threshold, "domain": domain_rows, "context": context or {},
+                "provenance": provenance or record_provenance()}
     (out / "results.json").write_text(json.dumps(document, indent=2))
-    _plot_grid(raw, out / "roc.png", _roc, "ROC: held-out clean vs anomalous")
-    _plot_grid(raw, out / "histograms.png", lambda ax, c, a: _histogram(ax, c, a, threshold),
+    _plot_grid(raw, out / FIGURES["roc"], _roc, "ROC: held-out clean vs anomalous")
+    _plot_grid(raw, out / FIGURES["histograms"], lambda ax, c, a: _histogram(ax, c, a, threshold),
                "DAAIN scores: held-out clean vs anomalous (dashed: threshold)")
-    lines = ["# DAAIN evaluation", "",
-             f"Held-out clean frames: {results['clean_frames']}, flagged at the calibrated threshold "
-             f"({threshold:.4f}): {results['clean_flag_rate']:.1%}.", "",
+    if domain:
+        _domain_plot(raw["clean"]["daain"], domain, threshold, out / FIGURES["domain"])
+    lines = ["# DAAIN evaluation", "", *provenance_lines(document["provenance"]), "", markdown(document)]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def markdown(document, level=2, figures=""):
+    """The evaluation as markdown, from its ``results.json``: the table, the adaptive attacker, other cameras.
+
+    ``report.md`` and ``daain report`` both use it.
+
+    :param level: heading level of its sub-sections.
+    :param figures: path prefix of the PNGs (relative to the markdown file); None leaves them out.
+    """
+    sub = "#" * level
+    threshold = document["threshold"]
+    lines = [f"Held-out clean frames: {document['clean_frames']}, flagged at the calibrated threshold "
+             f"({threshold:.4f}): {document['clean_flag_rate']:.1%}.", "",
              "Cells: AUROC / AUPR (anomalous positive) / FPR at 95 % TPR. Pixel agreement: the attacked "
-             "prediction against the clean one (lower = a stronger attack).", "", _table(results["rows"]), "",
-             "![ROC curves](roc.png)", "", "![DAAIN score histograms](histograms.png)", ""]
-    if results.get("adaptive"):
-        lines += ["## Adaptive attacker: is the key a secret worth keeping?", "",
+             "prediction against the clean one (lower = a stronger attack).", "", _table(document["rows"]), ""]
+    if figures is not None:
+        lines += [f"![ROC curves]({figures}{FIGURES['roc']})", "",
+                  f"![DAAIN score histograms]({figures}{FIGURES['histograms']})", ""]
+    if document.get("adaptive"):
+        lines += [f"{sub} Adaptive attacker: is the key a secret worth keeping?", "",
                   "PGD that also keeps a detector below its threshold. `surrogate`: the attacker fitted the same "
                   "recipe with another key on the same frames; `white-box`: the attacker has the real key. "
                   "Columns are the real detector's.", "",
                   "| attacker | eps | frames | AUROC | flagged | pixel agreement |", "|---|---|---|---|---|---|"]
         lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['auroc']:.3f} | "
-                  f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in results["adaptive"]]
+                  f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in document["adaptive"]]
         lines.append("")
-    if domain:
-        _domain_plot(raw["clean"]["daain"], domain, threshold, out / "domain.png")
-        lines += ["## Other cameras and conditions", "", "| source | frames | flagged | median | p90 |",
+    if document.get("domain"):
+        lines += [f"{sub} Other cameras and conditions", "", "| source | frames | flagged | median | p90 |",
                   "|---|---|---|---|---|"]
         lines += [f"| {n} | {r['frames']} | {r['flag_rate']:.0%} | {r['median']:.3f} | {r['p90']:.3f} |"
-                  for n, r in domain_rows.items()]
-        lines += ["", "![Domain shift](domain.png)", ""]
-    for key, value in (context or {}).items():
+                  for n, r in document["domain"].items()]
+        lines += [""] + ([f"![Domain shift]({figures}{FIGURES['domain']})", ""] if figures is not None else [])
+    for key, value in (document.get("context") or {}).items():
         lines.append(f"- {key}: {value}")
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"

@@ -136,14 +136,57 @@ def bag_topics(path):
         reader.close()
 
 
-def _describe(topics):
+def describe_topics(topics):
+    """``/a (type, N messages), /b (...)``, or ``none``: what a bag holds, for the errors that name it."""
     return ", ".join(f"{t} ({m}, {n} messages)" for t, (m, n) in sorted(topics.items())) or "none"
+
+
+def check_topics(path, topics, wanted, msgtypes=None):
+    """Raises unless the bag's ``topics`` (see :func:`bag_topics`) hold every ``wanted`` topic.
+
+    :param msgtypes: the message types the wanted topics must have, or None for any.
+    """
+    missing = [topic for topic in wanted if topic not in topics]
+    if missing:
+        raise DataSourceError(f"{path}: no topic {', '.join(missing)}; the bag has {describe_topics(topics)}")
+    for topic in wanted:
+        msgtype = topics[topic][0]
+        if msgtypes is not None and msgtype not in msgtypes:
+            raise DataSourceError(f"{path}: topic {topic} carries {msgtype}; expected {' or '.join(msgtypes)}")
+
+
+def image_topic(path, topic=None, hint="--topic"):
+    """The image topic to read and its message count: ``topic``, else the bag's one Image topic, else its
+    one CompressedImage topic.
+
+    :param hint: how the user names a topic, for the error when the bag leaves the choice open.
+    """
+    topics = bag_topics(path)
+    if topic is None:
+        topic = _only_image_topic(path, topics, hint)
+    check_topics(path, topics, [topic], IMAGE_TYPES)
+    if topics[topic][1] == 0:
+        raise DataSourceError(f"{path}: topic {topic} has no messages")
+    return topic, topics[topic][1]
+
+
+def _only_image_topic(path, topics, hint):
+    for msgtype in IMAGE_TYPES:  # raw frames first: a bag from ``daain bag --compressed`` has both
+        candidates = [t for t, (m, _) in topics.items() if m == msgtype]
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            break
+    images = {t: v for t, v in topics.items() if v[0] in IMAGE_TYPES}
+    raise DataSourceError(f"{path}: say which image topic to read ({hint}); image topics: "
+                          f"{describe_topics(images)}")
 
 
 def read_messages(path, topic, msgtypes=None, frames=None):
     """Streams ``(index, log time ns, message)`` of one topic in log-time order.
 
-    A message whose bytes are not valid CDR comes as an :class:`ImageError` in place of the message.
+    A message whose bytes are not valid CDR comes as an :class:`ImageError` (naming topic and index, not
+    the bag) in place of the message.
 
     :param msgtypes: the message types the topic must have, or None for any.
     :param frames: a slice of message indices (non-negative, step 1): others are not even deserialized.
@@ -151,12 +194,7 @@ def read_messages(path, topic, msgtypes=None, frames=None):
     reader = _open_reader(path)
     try:
         topics = {t: (info.msgtype, info.msgcount) for t, info in reader.topics.items()}
-        if topic not in topics:
-            raise DataSourceError(f"{path}: no topic {topic}; the bag has {_describe(topics)}")
-        msgtype = topics[topic][0]
-        if msgtypes is not None and msgtype not in msgtypes:
-            raise DataSourceError(f"{path}: topic {topic} carries {msgtype}; "
-                                  f"expected {' or '.join(msgtypes)}")
+        check_topics(path, topics, [topic], msgtypes)
         connections = [c for c in reader.connections if c.topic == topic]
         yield from _deserialized(path, reader.messages(connections=connections), frames or slice(None))
     finally:
@@ -174,34 +212,45 @@ def _deserialized(path, messages, frames):
         except Exception as exc:  # a truncated or corrupt storage file fails mid-stream
             raise DataSourceError(f"{path}: cannot be read past message {index}: {_line(exc)}") from exc
         if index >= start:
-            yield index, log_ns, _deserialize(path, connection, index, raw)
+            yield index, log_ns, _deserialize(connection, index, raw)
         index += 1
 
 
-def _deserialize(path, connection, index, raw):
+def _deserialize(connection, index, raw):
     try:
         return typestore().deserialize_cdr(raw, connection.msgtype)
     except Exception as exc:  # CDR decoding of foreign bytes raises struct, index and value errors
-        return ImageError(f"{path}: {connection.topic} message {index} is not valid {connection.msgtype} "
-                          f"CDR: {_line(exc)}")
+        return ImageError(f"{connection.topic} message {index} is not valid {connection.msgtype} CDR: "
+                          f"{_line(exc)}")
 
 
 @dataclass(frozen=True)
 class BagImage:
-    """One message of an image topic: the BGR frame, or the error that kept it from being decoded."""
+    """One message of an image topic: the BGR frame, or the error that kept it from being decoded.
+
+    ``msg`` is the message as stored (None when not even its CDR could be read), so that a replay can
+    write it out again unchanged.
+    """
 
     index: int
     log_ns: int
     header_ns: int
     image: np.ndarray = None
     error: ImageError = None
+    msg: object = None
+
+    @property
+    def stamp_ns(self):
+        """The header stamp, or the log time when the header is unset or unreadable."""
+        return self.header_ns if self.header_ns > 0 else self.log_ns
 
 
 def read_images(path, topic, frames=None):
     """Streams :class:`BagImage` for each sensor_msgs Image or CompressedImage message of ``topic``.
 
-    An undecodable frame comes with ``image=None`` and an ``error`` naming the bag, topic and index, so
-    callers count it instead of losing it; ``header_ns`` is -1 when not even the header could be read.
+    An undecodable frame comes with ``image=None`` and an ``error`` naming the topic and index (the caller
+    knows the bag), so callers count it instead of losing it; ``header_ns`` is -1 when not even the header
+    could be read.
 
     :param frames: a slice of message indices to read (see :func:`read_messages`).
     """
@@ -209,10 +258,11 @@ def read_images(path, topic, frames=None):
         if isinstance(msg, ImageError):
             yield BagImage(index, log_ns, -1, error=msg)
             continue
+        header_ns = header_stamp_ns(msg.header)
         try:
             image = _DECODERS[msg.__msgtype__](msg)
         except ImageError as exc:
-            yield BagImage(index, log_ns, header_stamp_ns(msg.header),
-                           error=ImageError(f"{path}: {topic} frame {index}: {exc}"))
+            yield BagImage(index, log_ns, header_ns, error=ImageError(f"{topic} frame {index}: {_line(exc)}"),
+                           msg=msg)
             continue
-        yield BagImage(index, log_ns, header_stamp_ns(msg.header), image=image)
+        yield BagImage(index, log_ns, header_ns, image=image, msg=msg)

@@ -7,7 +7,7 @@ a held-out part (``150:221``). Specs:
 - ``IMAGE`` (a single image file) or ``DIR`` (its image files in natural order: frame2 before frame10);
 - ``VIDEO`` (.mp4, .avi, .mkv, .mov, ...; stamps from its frame rate);
 - ``BAG[:/TOPIC]`` (a rosbag2 directory, .mcap or .db3; Image or CompressedImage; stamps from the
-  headers; the topic may be left out when the bag has one image topic);
+  headers; the topic may be left out when the bag has one Image topic, or else one CompressedImage topic);
 - ``cityscapes:ROOT[:SPLIT]`` (``ROOT/leftImg8bit/SPLIT/<city>/*.png``; SPLIT defaults to val);
 - ``synthetic:SEED[:N[:LEN]]`` (N generated frames, default 200, at 512x256: drives of LEN frames, default
   N, down the streets of ``daain_ros.io.synthetic.drive`` seeds SEED, SEED + 1, ...; stamps at its FPS).
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from daain_ros.io import rosbag
 from daain_ros.errors import DataSourceError, ImageError
+from daain_ros.io import rosbag
 from daain_ros.io.images import IMAGE_SUFFIXES, read_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -213,41 +213,18 @@ def synthetic(spec, frames=None):
     return FrameSource(spec, generate, _selected(count, frames), generator.FPS, frames)
 
 
-def image_topics(path):
-    """``{topic: (type, count)}`` of a bag's Image and CompressedImage topics."""
-    return {t: v for t, v in rosbag.bag_topics(path).items() if v[0] in rosbag.IMAGE_TYPES}
-
-
-def _pick_topic(path, topics):
-    """The one raw Image topic, else the one CompressedImage topic: anything else is ambiguous."""
-    for msgtype in rosbag.IMAGE_TYPES:
-        candidates = [t for t, (m, _) in topics.items() if m == msgtype]
-        if len(candidates) == 1:
-            return candidates[0]
-        if candidates:
-            break
-    listing = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(topics.items())) or "none"
-    raise DataSourceError(f"{path}: say which image topic to read (BAG:/TOPIC); image topics: {listing}")
-
-
 def bag(path, topic=None, frames=None):
     """Frames of one Image or CompressedImage topic of a rosbag2, stamped from their headers."""
-    topics = image_topics(path)
-    if topic is None:
-        topic = _pick_topic(path, topics)
-    elif topic not in topics:
-        listing = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(rosbag.bag_topics(path).items()))
-        raise DataSourceError(f"{path}: no image topic {topic}; topics present: {listing or 'none'}")
+    topic, count = rosbag.image_topic(path, topic, hint="BAG:/TOPIC")
     name = f"{path}:{topic}"
 
     def generate(frames):
         for record in rosbag.read_images(path, topic, frames):
             if record.error is not None:
-                raise record.error
-            stamp = record.header_ns if record.header_ns > 0 else record.log_ns
-            yield Frame(name, record.index, stamp, record.image)
+                raise ImageError(f"{path}: {record.error}") from record.error
+            yield Frame(name, record.index, record.stamp_ns, record.image)
 
-    return FrameSource(name, generate, _selected(topics[topic][1], frames), None, frames)
+    return FrameSource(name, generate, _selected(count, frames), None, frames)
 
 
 def _is_bag(path):

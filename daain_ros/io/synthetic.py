@@ -16,9 +16,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from daain_ros.segmentation.cityscapes import CLASS_NAMES, UNLABELLED
 from daain_ros.errors import DaainError
-from daain_ros.segmentation.preprocess import DEFAULT_SIZE
+from daain_ros.segmentation.cityscapes import CLASS_NAMES
+from daain_ros.segmentation.network_size import DEFAULT_SIZE
 
 ROAD, SIDEWALK, BUILDING, POLE, SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR = (
     CLASS_NAMES.index(name) for name in ("road", "sidewalk", "building", "pole", "traffic sign",
@@ -920,25 +920,3 @@ def drive(seed, n_frames, size=DEFAULT_SIZE):
         light = replace(base, gain=gain(i), shadow=shadow(i), tint=tuple(f(i) for f in tint))
         yield render_scene(Scene(world, camera, light, time=t, frame_seed=int(rng.integers(2**31)),
                                  sensor_noise=1.5, blur=0.4), size)
-
-
-def miou(pred, labels, classes=20, ignore=UNLABELLED):
-    """Intersection over union per class over all given pixels, and its mean over the classes present.
-
-    :param pred: predicted train ids (any shape, or a sequence of maps)
-    :param labels: true train ids of the same shape; pixels labelled ``ignore`` do not count
-    :returns: (per-class IoU as a float array, NaN where the class is absent from ``labels``, mean IoU)
-    """
-    pred = np.asarray(pred).ravel().astype(np.int64)
-    labels = np.asarray(labels).ravel().astype(np.int64)
-    if pred.shape != labels.shape:
-        raise DaainError(f"prediction of {pred.size} pixels, labels of {labels.size}: expected the same number")
-    keep = labels != ignore if ignore is not None else np.ones_like(labels, bool)
-    pred, labels = np.clip(pred[keep], 0, classes - 1), labels[keep]
-    confusion = np.bincount(labels * classes + pred, minlength=classes * classes).reshape(classes, classes)
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    present = confusion.sum(1) > 0
-    iou = np.full(classes, np.nan)
-    iou[present] = tp[present] / union[present]
-    return iou, float(np.nanmean(iou)) if present.any() else float("nan")

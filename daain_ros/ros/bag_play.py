@@ -1,27 +1,27 @@
-"""``daain bag play``: publish a bag's messages with rclpy on their recorded timing, like ``ros2 bag play``.
+"""Publish a bag's messages with rclpy on their recorded timing, like ``ros2 bag play`` (``daain bag play``).
 
 Messages go out in log-time order, message ``i`` at ``(log_ns[i] - log_ns[0]) / rate`` after the start
 (late ones at once, none skipped). Each is validated by deserializing it (``rosbags``) and published as
 CDR bytes, so any message type with a Python package here can be played. A message that cannot be
 deserialized is not published: it is counted and named on stderr. Publishers are reliable by default
-(``--qos best_effort`` for sensor-data QoS); at the end the player waits for reliable subscribers to
+(``qos="best_effort"`` for sensor-data QoS); at the end the player waits for reliable subscribers to
 acknowledge everything (not after SIGINT/SIGTERM, which stop it at once).
 """
 
 import heapq
-import json
 import sys
 import time
+from pathlib import Path
 
 from rclpy.duration import Duration
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from tqdm import tqdm
 
-from daain_ros.ros.dds import StopSignals, dds_node, message_class
-from daain_ros.io.rosbag import bag_topics, read_messages, typestore
 from daain_ros.errors import DaainError, DataSourceError, ImageError
+from daain_ros.io.rosbag import bag_topics, check_topics, read_messages, typestore
+from daain_ros.ros.dds import StopSignals, dds_node, message_class
+from daain_ros.ros.qos import RELIABILITY
 
-RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 DEPTH = 10
 ACK_TIMEOUT_S = 10.0
 
@@ -40,10 +40,7 @@ def parse_remaps(texts):
 def played_topics(bag, wanted):
     """``{topic: message type}`` of the topics to play (all by default), checked against the bag."""
     topics = bag_topics(bag)
-    missing = sorted(set(wanted or ()) - set(topics))
-    if missing:
-        present = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(topics.items())) or "none"
-        raise DataSourceError(f"{bag}: no topic {', '.join(missing)}; the bag has {present}")
+    check_topics(bag, topics, wanted or ())
     chosen = {t: topics[t][0] for t in (wanted or sorted(topics)) if topics[t][1] > 0}
     if not chosen:
         raise DataSourceError(f"{bag}: no messages to play")
@@ -77,7 +74,7 @@ class Player:
                 return
             if isinstance(msg, ImageError):
                 self.unreadable += 1
-                tqdm.write(f"daain bag play: not published: {' '.join(str(msg).split())}", file=sys.stderr)
+                tqdm.write(f"daain bag play: not published: {self.bag}: {msg}", file=sys.stderr)
             else:
                 self.publishers[topic].publish(bytes(typestore().serialize_cdr(msg, self.msgtypes[topic])))
                 self.published[topic] += 1
@@ -95,27 +92,39 @@ def _wait_for_subscribers(publishers, count, stop):
         stop.sleep_until(time.monotonic() + 0.02)
 
 
-def run(args):
-    if not args.rate > 0 or args.delay < 0 or args.wait_for_subscribers < 0:
-        raise DaainError(f"--rate {args.rate}, --delay {args.delay}, --wait-for-subscribers "
-                         f"{args.wait_for_subscribers}: expected a rate > 0 and the others >= 0")
-    remaps = parse_remaps(args.topic_remap)
-    msgtypes, count = played_topics(args.bag, args.topics)
+def play_bag(bag, *, rate=1.0, loop=False, topics=None, remaps=None, qos="reliable", wait_for_subscribers=0,
+             delay=0.0):
+    """Publishes a bag's messages on their recorded timing until done or signalled; returns what it did.
+
+    :param rate: playback speed factor.
+    :param loop: play the bag again and again until SIGINT/SIGTERM.
+    :param topics: the topics to play, or None for all.
+    :param remaps: ``{recorded topic: topic to publish it on}`` (see :func:`parse_remaps`).
+    :param qos: reliability of the publishers, ``reliable`` or ``best_effort``.
+    :param wait_for_subscribers: start only once every played topic has this many subscribers.
+    :param delay: seconds to wait before the first message.
+    :returns: ``{"bag", "published", "unreadable", "passes", "wall_s", "acknowledged", "stopped_by_signal"}``.
+    """
+    if not rate > 0 or delay < 0 or wait_for_subscribers < 0:
+        raise DaainError(f"--rate {rate}, --delay {delay}, --wait-for-subscribers "
+                         f"{wait_for_subscribers}: expected a rate > 0 and the others >= 0")
+    bag, remaps = Path(bag), remaps or {}
+    msgtypes, count = played_topics(bag, topics)
     classes = {topic: message_class(msgtype) for topic, msgtype in msgtypes.items()}
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH, reliability=RELIABILITY[args.qos],
-                     durability=DurabilityPolicy.VOLATILE)
+    profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH, reliability=RELIABILITY[qos],
+                         durability=DurabilityPolicy.VOLATILE)
     passes, started = 0, time.monotonic()
     with StopSignals() as stop, dds_node("daain_bag_player") as node:
-        publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), qos) for t in msgtypes}
-        _wait_for_subscribers(publishers, args.wait_for_subscribers, stop)
-        stop.sleep_until(time.monotonic() + args.delay)
-        player = Player(args.bag, publishers, msgtypes, args.rate, stop)
-        with tqdm(total=None if args.loop else count, desc=f"play {args.bag.name}", unit="msg") as progress:
-            while not stop.stopped and (passes == 0 or args.loop):
+        publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), profile) for t in msgtypes}
+        _wait_for_subscribers(publishers, wait_for_subscribers, stop)
+        stop.sleep_until(time.monotonic() + delay)
+        player = Player(bag, publishers, msgtypes, rate, stop)
+        with tqdm(total=None if loop else count, desc=f"play {bag.name}", unit="msg") as progress:
+            while not stop.stopped and (passes == 0 or loop):
                 player.play(progress)
                 passes += 1
         acked = None if stop.stopped else all(p.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
                                               for p in publishers.values())
-    print(json.dumps({"bag": str(args.bag), "published": player.published, "unreadable": player.unreadable,
-                      "passes": passes, "wall_s": round(time.monotonic() - started, 3), "acknowledged": acked,
-                      "stopped_by_signal": stop.signal is not None}))
+    return {"bag": str(bag), "published": player.published, "unreadable": player.unreadable, "passes": passes,
+            "wall_s": round(time.monotonic() - started, 3), "acknowledged": acked,
+            "stopped_by_signal": stop.signal is not None}

@@ -1,30 +1,30 @@
-"""``daain bag record``: record live topics with rclpy into a rosbag2 bag, like ``ros2 bag record``.
+"""Record live topics with rclpy into a rosbag2 bag, like ``ros2 bag record`` (``daain bag record``).
 
 A topic is subscribed once a publisher of it appears, with its publishers' message type, and its
 messages are written as the CDR bytes that arrived, at their receive time (the log time; header stamps
 stay as published). QoS follows rosbag2: reliable when every publisher offers reliable, else best effort
 (which receives from both), and transient local when every publisher offers it, so the latched
-``/daain/anomaly`` state is recorded too. SIGINT, SIGTERM, ``--duration`` or ``--max-messages`` stop
-the recording; the bag is always closed with its metadata.
+``/daain/anomaly`` state is recorded too. SIGINT, SIGTERM, a duration or a message count stop the
+recording; the bag is always closed with its metadata.
 """
 
-import json
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tqdm import tqdm
 
-from daain_ros.ros.dds import POLL_S, StopSignals, dds_node, message_class
-from daain_ros.io.rosbag import BagWriter, typestore
 from daain_ros.errors import DaainError, DataSourceError
+from daain_ros.io.rosbag import BagWriter, typestore
+from daain_ros.ros.dds import POLL_S, StopSignals, dds_node, message_class
 from daain_ros.ros.processes import ALL_SUBSCRIBED
+from daain_ros.ros.qos import RELIABILITY
 
 DEPTH = 50
 DISCOVERY_PERIOD_S = 0.1
-_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 
 
 class RecordingBag(BagWriter):
@@ -46,12 +46,9 @@ def subscription_qos(publisher_qos, mode="auto"):
         return bool(publisher_qos) and all(getattr(q, policy) == value for q in publisher_qos)
 
     if mode == "auto":
-        reliable = all_offer("reliability", ReliabilityPolicy.RELIABLE)
-        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-    else:
-        reliability = _RELIABILITY[mode]
+        mode = "reliable" if all_offer("reliability", ReliabilityPolicy.RELIABLE) else "best_effort"
     latched = all_offer("durability", DurabilityPolicy.TRANSIENT_LOCAL)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH, reliability=reliability,
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH, reliability=RELIABILITY[mode],
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
@@ -92,21 +89,21 @@ class Recorder:
         self.progress.update()
 
 
-def _check(args):
-    if args.out.exists():
-        raise DataSourceError(f"{args.out} exists already; a bag is only recorded to a new path")
-    if args.duration is not None and not args.duration > 0:
-        raise DaainError(f"--duration {args.duration}: expected a positive number of seconds")
-    if args.max_messages is not None and args.max_messages < 1:
-        raise DaainError(f"--max-messages {args.max_messages}: expected a positive number")
-    bad = [t for t in args.topics if not t.startswith("/")]
+def _check(out, topics, duration, max_messages):
+    if out.exists():
+        raise DataSourceError(f"{out} exists already; a bag is only recorded to a new path")
+    if duration is not None and not duration > 0:
+        raise DaainError(f"--duration {duration}: expected a positive number of seconds")
+    if max_messages is not None and max_messages < 1:
+        raise DaainError(f"--max-messages {max_messages}: expected a positive number")
+    bad = [t for t in topics if not t.startswith("/")]
     if bad:
         raise DaainError(f"topics {', '.join(bad)}: expected absolute names (/daain/anomaly)")
 
 
-def _finished(args, recorder, stop, deadline):
+def _finished(recorder, stop, deadline, max_messages):
     return (stop.stopped or (deadline is not None and time.monotonic() >= deadline)
-            or (args.max_messages is not None and recorder.total >= args.max_messages))
+            or (max_messages is not None and recorder.total >= max_messages))
 
 
 def _drain(executor, recorder, idle_spins=3, most=10_000):
@@ -120,24 +117,30 @@ def _drain(executor, recorder, idle_spins=3, most=10_000):
             return
 
 
-def run(args):
-    _check(args)
+def record_bag(out, topics, *, storage="mcap", qos="auto", duration=None, max_messages=None):
+    """Records ``topics`` to a new bag ``out`` until SIGINT/SIGTERM, ``duration`` or ``max_messages``.
+
+    :param qos: subscription reliability: ``auto`` (rosbag2's rule, see :func:`subscription_qos`),
+        ``reliable`` or ``best_effort``.
+    :param duration: seconds to record, or None for no limit.
+    :param max_messages: messages to record in all, or None for no limit.
+    :returns: ``{"bag", "messages", "qos", "never_published", "wall_s", "stopped_by_signal"}``.
+    """
+    out, topics = Path(out), list(topics)
+    _check(out, topics, duration, max_messages)
     started = time.monotonic()
-    deadline = None if args.duration is None else started + args.duration
-    with StopSignals() as stop, dds_node("daain_bag_recorder") as node, \
-            RecordingBag(args.out, args.storage) as bag, \
-            tqdm(desc=f"record {args.out.name}", unit="msg") as bar:
-        recorder = Recorder(node, bag, args.topics, args.qos, bar)
+    deadline = None if duration is None else started + duration
+    with StopSignals() as stop, dds_node("daain_bag_recorder") as node, RecordingBag(out, storage) as bag, \
+            tqdm(desc=f"record {out.name}", unit="msg") as bar:
+        recorder = Recorder(node, bag, topics, qos, bar)
         executor = SingleThreadedExecutor(context=node.context)
         executor.add_node(node)
-        print(f"daain bag record: recording {', '.join(args.topics)} to {args.out}", file=sys.stderr,
-              flush=True)
-        while not _finished(args, recorder, stop, deadline):
+        print(f"daain bag record: recording {', '.join(topics)} to {out}", file=sys.stderr, flush=True)
+        while not _finished(recorder, stop, deadline, max_messages):
             executor.spin_once(timeout_sec=POLL_S)
-        if args.max_messages is None or recorder.total < args.max_messages:
+        if max_messages is None or recorder.total < max_messages:
             _drain(executor, recorder)
         executor.shutdown()
-    missing = sorted(t for t in args.topics if t not in recorder.qos)
-    print(json.dumps({"bag": str(args.out), "messages": recorder.counts, "qos": recorder.qos,
-                      "never_published": missing, "wall_s": round(time.monotonic() - started, 3),
-                      "stopped_by_signal": stop.signal is not None}))
+    return {"bag": str(out), "messages": recorder.counts, "qos": recorder.qos,
+            "never_published": sorted(t for t in topics if t not in recorder.qos),
+            "wall_s": round(time.monotonic() - started, 3), "stopped_by_signal": stop.signal is not None}

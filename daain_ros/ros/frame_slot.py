@@ -14,7 +14,6 @@ class FrameSlot:
         self._changed = threading.Condition()
         self._item = None
         self._closed = False
-        self.received = 0
         self.dropped = 0
 
     def put(self, item):
@@ -24,7 +23,6 @@ class FrameSlot:
                 return False
             replaced = self._item is not None
             self.dropped += replaced
-            self.received += 1
             self._item = item
             self._changed.notify()
         return replaced

@@ -3,7 +3,7 @@
 Subscription callbacks only drop the message into a one-frame slot; a worker thread decodes, runs
 ESPNet with the DAAIN monitor and publishes, so the node always judges the newest frame and its memory
 stays bounded. A timer reports STALE when the input stops. Topics, QoS, parameters and the fail-closed
-rules are documented in the README ("The ROS 2 node") and ``config/detector.yaml``.
+rules are documented in docs/node.md and ``config/detector.yaml``.
 """
 
 import sys
@@ -18,18 +18,19 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 
-from daain_ros.ros import health
-from daain_ros.segmentation.cityscapes import overlay
-from daain_ros.ros.debounce import KOfN
 from daain_ros.errors import DaainError, ImageError
-from daain_ros.ros.fastdds import use_fastdds_profile
-from daain_ros.ros.frame_slot import FrameSlot
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg, encode_image
 from daain_ros.pipeline import Pipeline
+from daain_ros.ros import health
+from daain_ros.ros.debounce import KOfN
+from daain_ros.ros.fastdds import use_fastdds_profile
+from daain_ros.ros.frame_slot import FrameSlot
+from daain_ros.ros.qos import LATCHED, RELIABILITY
+from daain_ros.segmentation.cityscapes import overlay
 from daain_ros.segmentation.subnormal import flush_denormals
 
 NODE_NAME = "detector_node"
@@ -55,10 +56,8 @@ PARAMETERS = {
     "stale_timeout": (0.5, True, "seconds without input before the node reports STALE and anomaly true"),
     "publish_color": (False, True, "also publish daain/segmentation/color, an rgb8 palette overlay"),
 }
-RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 TRANSPORTS = {"raw": ("image", Image, decode_image_msg),
               "compressed": ("image/compressed", CompressedImage, decode_compressed_msg)}
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def one_line(exc):

@@ -1,7 +1,7 @@
 """Starting and stopping the package's own programs as child processes (the demo, the benchmark, tests).
 
-ROS-free: the children run rclpy, this module only builds their command lines and stops them the way
-``ros2 launch`` does.
+ROS-free: the children run rclpy, this module only builds their command lines, starts them with their
+log file and environment, and stops them the way ``ros2 launch`` does.
 """
 
 import signal
@@ -30,13 +30,47 @@ def node_command(image_topic, *ros_args, **params):
     return args
 
 
-def stop_process(process, timeout=STOP_S):
-    """SIGINT, as Ctrl-C or ros2 launch would, then SIGKILL after ``timeout`` s; the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+class ChildProcess:
+    """A program in its own process, its output (after its command line) in a log file, always stopped:
+    SIGINT first, as Ctrl-C or ``ros2 launch`` would, so a node shuts down cleanly, then SIGKILL.
+
+    A context manager that stops the program on leaving; :meth:`stop` may come earlier.
+
+    :param env: the child's environment; None inherits this process's.
+    """
+
+    def __init__(self, command, log_path, env=None):
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "w")
+        self._log.write(" ".join(map(str, command)) + "\n")
+        self._log.flush()
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+            self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        except OSError:
+            self._log.close()
+            raise
+
+    def stop(self, timeout=STOP_S):
+        """SIGINT, then SIGKILL if it still runs after ``timeout`` s; closes the log; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def log_tail(self, lines=1):
+        """The last ``lines`` non-blank lines of the log (the command line when it printed nothing), joined
+        by `` | ``."""
+        text = self.log_path.read_text(errors="replace")
+        return " | ".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

@@ -1,4 +1,4 @@
-"""Cityscapes train ids as ESPNet predicts them: names, palette, label ids and the colour overlay."""
+"""Cityscapes train ids as ESPNet predicts them: names, palette and the colour overlay."""
 
 import numpy as np
 
@@ -18,10 +18,6 @@ PALETTE_RGB = np.array([
     [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100], [0, 80, 100], [0, 0, 230], [119, 11, 32],
     [0, 0, 0],
 ], dtype=np.uint8)
-
-#: Cityscapes label id of each train id (for tools that expect label ids).
-LABEL_IDS = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 0],
-                     dtype=np.uint8)
 
 
 def colorize(train_ids):

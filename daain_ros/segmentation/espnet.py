@@ -199,6 +199,11 @@ class SegmentationModel:
     def name(self):
         return OFFICIAL_SHA256.get(self.sha256, self.path.name)
 
+    @property
+    def device(self):
+        """The device the network's weights are on."""
+        return next(self.net.parameters()).device
+
     def describe(self):
         """What the model is, for artifacts and reports: the sha256 is the file's, before any zeroing."""
         return {"sha256": self.sha256, "name": self.name, "p": self.p, "q": self.q,

@@ -11,18 +11,11 @@ import numpy as np
 import torch
 
 from daain_ros.errors import ImageError
+from daain_ros.segmentation.network_size import DEFAULT_SIZE, check_network_size
 
 #: Per-channel statistics of the official Cityscapes training set, in B, G, R order.
 MEAN_BGR = (72.3923111, 82.90893555, 73.15840149)
 STD_BGR = (45.3192215, 46.15289307, 44.91483307)
-DEFAULT_SIZE = (512, 256)  # (width, height), the DAAIN paper's; the official one is (1024, 512)
-
-
-def check_network_size(width, height):
-    """ESPNet downsamples three times and concatenates across levels: both sides must be multiples of 8."""
-    if width <= 0 or height <= 0 or width % 8 or height % 8:
-        raise ImageError(f"network size {width}x{height}: expected positive multiples of 8")
-    return int(width), int(height)
 
 
 def resize_bgr(image, size=DEFAULT_SIZE):
@@ -62,9 +55,3 @@ def normalize(unit_bgr):
 def preprocess(images_bgr, size=DEFAULT_SIZE, device="cpu"):
     """The full official preprocessing of a list of BGR uint8 images of any size: Nx3xHxW input."""
     return normalize(to_unit_tensor([resize_bgr(im, size) for im in images_bgr], device))
-
-
-def tensor_to_bgr(unit_bgr):
-    """Inverse of ``to_unit_tensor`` for one image: 3xHxW in [0, 1] to HxWx3 BGR uint8 (rounded)."""
-    array = unit_bgr.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return np.ascontiguousarray(array)

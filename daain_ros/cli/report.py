@@ -1,0 +1,21 @@
+"""``daain report``: one markdown document from the results of ``daain evaluate``, ``bench``, ``bag evaluate`` and ``demo``."""
+
+from pathlib import Path
+
+
+def register(sub):
+    parser = sub.add_parser("report", help="assemble results (evaluate, bench, bag evaluate, demo) into one markdown document",
+                            description="Renders each INPUT under a heading with its date, commit, machine and "
+                                        "command line; its figures are copied into a folder named after OUT "
+                                        "(docs/results.md: docs/results/).")
+    parser.add_argument("out", type=Path, metavar="OUT.md", help="markdown file to write (e.g. docs/results.md)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="an output folder of daain evaluate, daain bag evaluate or daain demo (or its "
+                             "results.json or summary.json), or the JSON of daain bench")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    from daain_ros.results import assemble  # the renderers load plotting and torch; only this command needs them
+
+    print(f"wrote {assemble(args.out, args.inputs)}")

@@ -1,0 +1,115 @@
+"""Where a result came from: date, commit, machine and command line, recorded by every producer of results.
+
+``daain bench``, ``daain evaluate`` and ``daain demo`` store :func:`provenance` in their JSON, so a table
+in ``docs/results.md`` always says on what, when and how it was measured (a 2-core machine under load
+and an idle workstation give other timings; a CPU without flush-to-zero other ones again).
+"""
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from daain_ros.memory import meminfo_mb, proc_field
+from daain_ros.segmentation.subnormal import flushing
+
+CPU_FLAGS = ("avx2", "avx512f")
+
+
+def provenance(argv=None):
+    """The record every producer stores under ``"provenance"``: date, commit, command line and machine.
+
+    :param argv: the command line to record; default ``sys.argv`` (the exact one the user typed).
+    """
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": git_commit(),
+            "command": list(sys.argv if argv is None else argv), "machine": machine()}
+
+
+def machine():
+    """CPU model and the flags that decide kernel speed, cores, memory, library versions, the flush-to-zero
+    setting and the load average (1, 5, 15 min) when asked."""
+    return {"host": platform.node(), "platform": platform.platform(),
+            "cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+            "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "memory_mb": meminfo_mb("MemTotal"),
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "flush_denormal": flushing(), "load_average": _load_average()}
+
+
+def machine_info(threads, devices):
+    """``daain bench``'s ``"machine"``: :func:`machine` plus its threads, devices and start time."""
+    info = {**machine(), "threads": threads, "devices": list(devices), "load_average_start": _load_average(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": git_commit()}
+    if "cuda" not in devices:
+        info.pop("cuda_device")
+    return info
+
+
+def cpu_flags():
+    """The CPU flags that decide kernel speed here: AVX2, AVX-512F (from /proc/cpuinfo; {} elsewhere)."""
+    flags = set((proc_field("/proc/cpuinfo", "flags") or "").split())
+    return {flag: flag in flags for flag in CPU_FLAGS} if flags else {}
+
+
+def git_commit():
+    """The short commit of the checkout this package runs from, or None (an installed copy, no git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _load_average():
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
+
+
+def command_line(argv):
+    """A recorded ``sys.argv`` as the user would type it: ``daain evaluate --detector ...``."""
+    if not argv:
+        return None
+    program = Path(argv[0]).name
+    if Path(argv[0]).parts[-2:] == ("cli", "main.py"):  # python -m daain_ros.cli.main
+        program = "daain"
+    return shlex.join([program, *argv[1:]])
+
+
+def markdown_lines(record):
+    """The provenance of a result as markdown bullet lines (date, commit, machine, command)."""
+    if not record:
+        return ["- provenance: not recorded (this result was written before its producer recorded it)"]
+    command = command_line(record.get("command"))
+    return [f"- date: {record.get('date') or 'unknown'}",
+            f"- commit: {record.get('commit') or 'unknown'}",
+            f"- machine: {describe_machine(record.get('machine') or {})}",
+            f"- command: `{command}`" if command else "- command: unknown"]
+
+
+def describe_machine(info):
+    """One line: CPU model, cores, flags, memory, GPU, torch, flush-to-zero and load average."""
+    flags = info.get("cpu_flags") or {}
+    parts = [info.get("cpu") or "unknown CPU", f"{info.get('cpu_count') or '?'} logical CPUs"]
+    if flags:
+        parts.append("flags " + " ".join(name if present else f"no-{name}" for name, present in flags.items()))
+    if info.get("memory_mb"):
+        parts.append(f"{info['memory_mb'] / 1024:.1f} GiB")
+    if info.get("cuda_device"):
+        parts.append(f"GPU {info['cuda_device']}")
+    if info.get("torch"):
+        parts.append(f"torch {info['torch']}")
+    if info.get("flush_denormal") is not None:
+        parts.append(f"flush-to-zero {'on' if info['flush_denormal'] else 'off'}")
+    load = info.get("load_average")
+    if load:
+        parts.append("load average " + " / ".join(f"{value:.2f}" for value in load) + " (1 / 5 / 15 min)")
+    return ", ".join(parts)

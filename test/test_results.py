@@ -1,0 +1,176 @@
+"""``daain report``: result sections rendered from the producers' JSON, with their provenance; bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from daain_ros.bench import report as bench_report
+from daain_ros.cli.main import main
+from daain_ros.demo import report as demo_report
+from daain_ros.errors import ResultFileError
+from daain_ros.evaluation.report import write_report
+from daain_ros.provenance import command_line, provenance
+from daain_ros.results import assemble, load_result
+
+ORIGIN = {"date": "2026-11-25T10:00:00+0000", "commit": "abc1234",
+          "command": ["/venv/bin/daain", "evaluate", "--detector", "out/detector", "--out", "out/evaluate"],
+          "machine": {"cpu": "AMD EPYC 7B13", "cpu_count": 2, "cpu_flags": {"avx2": True, "avx512f": False},
+                      "memory_mb": 24064.0, "torch": "2.13.0+cpu", "flush_denormal": True,
+                      "load_average": [0.12, 0.3, 0.25]}}
+MACHINE_LINE = ("- machine: AMD EPYC 7B13, 2 logical CPUs, flags avx2 no-avx512f, 23.5 GiB, torch 2.13.0+cpu, "
+                "flush-to-zero on, load average 0.12 / 0.30 / 0.25 (1 / 5 / 15 min)")
+
+
+def _row(kind, method, auroc, aupr, fpr95, **extra):
+    return {"kind": kind, "method": method, "auroc": auroc, "aupr": aupr, "fpr95": fpr95, "frames": 77, **extra}
+
+
+def evaluation(tmp_path):
+    """An evaluate output folder written by the real writer, with known numbers."""
+    rows = [_row("fog", "daain", 0.9661, 0.9287, 0.052, severity=3, flag_rate=0.883),
+            _row("fog", "mahalanobis", 1.0, 1.0, 0.0, severity=3),
+            _row("pgd", "daain", 1.0, 1.0, 0.0, eps=4 / 255, flag_rate=1.0, pixel_agreement=0.0271),
+            _row("pgd", "mahalanobis", 0.5, 0.25, 1.0, eps=4 / 255)]
+    results = {"rows": rows, "clean_frames": 77, "clean_flag_rate": 4 / 77,
+               "adaptive": [{"attacker": "white-box", "eps": 4 / 255, "frames": 20, "auroc": 0.9987,
+                             "flag_rate": 0.95, "pixel_agreement": 0.024}]}
+    rng = np.random.default_rng(0)
+    scores = {m: rng.normal(size=8) for m in ("daain", "mahalanobis")}
+    raw = {"clean": scores, "fog s3": {m: s + 2 for m, s in scores.items()}}
+    out = tmp_path / "evaluate"
+    write_report(out, results, raw, 1.5281, {"udacity_720p": np.array([1.9, 1.95, 2.0])}, {"seed": 0}, ORIGIN)
+    return out
+
+
+def case(value):
+    return {"512x256": {"batch1": {"cpu": value}}}
+
+
+def bench_result():
+    leaf = {"median_ms": 58.91, "p90_ms": 62.04, "peak_mb": 383.2}
+    daain = {"median_ms": 63.42, "p90_ms": 70.06, "peak_mb": 414.4, "overhead": 63.42 / 58.91}
+    reference = {"median_ms": 4889.0, "p90_ms": 5001.0, "peak_mb": 5998.0, "extra_peak_vs_daain": 179.1,
+                 "frame_extra_vs_daain": 310.5}
+    return {"provenance": {**ORIGIN, "command": ["/venv/bin/daain", "bench", "--out", "out/bench.json"]},
+            "machine": {"load_average_end": [1.5, 0.75, 0.5]},
+            "settings": {"threads": 1, "iterations": 30, "warmup": 5, "quick": False, "model": "p2q8.pth",
+                         "frames": "drive", "detectors": {"512x256": "fresh key"}},
+            "espnet": case(leaf), "daain": case(daain), "reference": case(reference),
+            "overhead": {**case(63.42 / 58.91), "headline": {"ratio": 63.42 / 58.91, "at": "512x256 batch1 cpu"}},
+            "node": {"size": "512x256", "median_ms": 57.94, "p90_ms": 61.2, "node_internal_median_ms": 52.1,
+                     "max_rate_hz": 16, "at_30hz": {"processed": 172, "sent": 300, "dropped": 128,
+                                                    "latency_first_half_ms": 76.9, "latency_second_half_ms": 77.0,
+                                                    "rss_start_mb": 481.2, "rss_end_mb": 481.4}},
+            "fit": {"seconds_per_100_frames": 63.04, "frames": 100, "epochs_run": 5, "peak_mb": 702.0}}
+
+
+def demo_summary():
+    parts = [dict(kind="clean", start=200, end=224, frames=24, judged=24, flagged=1, flagged_frames=[210],
+                  start_s=0.0, end_s=1.6, first_flag_frame=None, first_flag_s=None, latency_ms_median=47.4),
+             dict(kind="fog", start=224, end=244, frames=20, judged=20, flagged=18, flagged_frames=[224],
+                  start_s=1.6, end_s=2.93, first_flag_frame=224, first_flag_s=0.0, latency_ms_median=48.2)]
+    return {"provenance": {**ORIGIN, "command": ["/venv/bin/daain", "demo", "--out", "out/demo"]},
+            "data": "synthetic:7:400", "frames": 44, "rate_hz": 8.0, "model": "espnet_default.safetensors",
+            "detector": "detector", "threshold": 1.2679, "judged": 44, "parts": parts, "segments": 1,
+            "segments_flagged": 1, "clean_judged": 24, "clean_flagged": 1, "false_positive_rate": 1 / 24,
+            "metrics": {"fog": {"clean": 24, "anomalous": 20, "auroc": 0.9531}}}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(bench_result()))
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "summary.json").write_text(json.dumps(demo_summary()))
+    (demo / "scores.png").write_bytes(b"png")
+    return evaluation(tmp_path), bench, demo
+
+
+def test_provenance_records_the_command_and_the_machine():
+    record = provenance(["/venv/bin/daain", "bench", "--out", "a b.json"])
+    assert record["command"] == ["/venv/bin/daain", "bench", "--out", "a b.json"]
+    assert command_line(record["command"]) == "daain bench --out 'a b.json'"
+    machine = record["machine"]
+    assert machine["cpu_count"] >= 1 and machine["torch"] and isinstance(machine["flush_denormal"], bool)
+    assert len(record["date"]) >= 19 and len(machine["load_average"]) == 3
+
+
+def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
+    out = assemble(tmp_path / "docs" / "results.md", [str(path) for path in inputs],
+                   ["/venv/bin/daain", "report", "docs/results.md"])
+    text = out.read_text()
+    assert "Generated by `daain report docs/results.md`" in text
+    for line in ("- date: 2026-11-25T10:00:00+0000", "- commit: abc1234", MACHINE_LINE,
+                 "- command: `daain evaluate --detector out/detector --out out/evaluate`",
+                 "- command: `daain bench --out out/bench.json`", "- command: `daain demo --out out/demo`",
+                 "- load average at the end: 1.50 / 0.75 / 0.50"):
+        assert line in text.splitlines(), line
+    # evaluate: AUROC / AUPR / FPR95 to 3, 3 and 2 decimals, flag rates in whole percent
+    assert "| fog | severity 3 | 0.966 / 0.929 / 0.05 | 1.000 / 1.000 / 0.00 | 88% |  |" in text
+    assert "| pgd | eps 4/255 | 1.000 / 1.000 / 0.00 | 0.500 / 0.250 / 1.00 | 100% | 0.027 |" in text
+    assert "flagged at the calibrated threshold (1.5281): 5.2%." in text
+    assert "| white-box | 4/255 | 20 | 0.999 | 95% | 0.024 |" in text
+    assert "| udacity_720p | 3 | 100% | 1.950 | 1.990 |" in text
+    # bench: ms to one decimal, MB whole, ratios to three decimals
+    assert "| daain | 512x256 | 1 | cpu | 63.4 | 70.1 | 414 | 1.077 |" in text
+    assert "**Overhead DAAIN / ESPNet at 512x256 batch1 cpu: 1.077**" in text
+    assert "| 512x256 | 1 | cpu | 5615 | 31 | 179x | 310x |" in text
+    assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
+    assert "63.0 s per 100 frames (100 frames, 5 epochs, peak 702 MB)." in text
+    # demo
+    assert "**1/1 injected segments flagged, false-positive rate 0.04**" in text
+    assert "| 1.60-2.93 | fog | 224-243 | 20 | 18 | +0.00 s (frame 224) | 48 ms |" in text
+    assert "| fog | 24 | 20 | 0.953 |" in text
+
+
+def test_figures_are_copied_beside_the_document(inputs, tmp_path):
+    out = assemble(tmp_path / "docs" / "results.md", [str(path) for path in inputs])
+    text = out.read_text()
+    assert "![ROC curves](results/evaluate/roc.png)" in text
+    assert "![Domain shift](results/evaluate/domain.png)" in text
+    assert "![score against time](results/demo/scores.png)" in text
+    assert (tmp_path / "docs" / "results" / "evaluate" / "roc.png").is_file()
+    assert (tmp_path / "docs" / "results" / "demo" / "scores.png").read_bytes() == b"png"
+
+
+def test_producer_report_and_section_share_the_rendering(inputs, tmp_path):
+    """report.md (the producer's) and the assembled section carry the same table lines."""
+    evaluate, bench, demo = inputs
+    text = assemble(tmp_path / "results.md", [str(evaluate), str(bench), str(demo)]).read_text()
+    for report in ((evaluate / "report.md").read_text(), demo_report.markdown(demo_summary())):
+        table = [line for line in report.splitlines() if line.startswith("| ")]
+        assert len(table) >= 4 and all(line in text.splitlines() for line in table)
+        assert MACHINE_LINE in report.splitlines()
+    assert bench_report.markdown(bench_result(), level=3) in text
+
+
+def test_results_json_and_folder_are_the_same_input(inputs):
+    evaluate, bench, demo = inputs
+    assert load_result(evaluate).kind.name == load_result(evaluate / "results.json").kind.name == "evaluate"
+    assert load_result(bench).kind.name == "bench" and load_result(demo).kind.name == "demo"
+    assert load_result(evaluate).document["provenance"] == ORIGIN
+
+
+@pytest.mark.parametrize("name, content", [("other.json", '{"frames": 3}'), ("broken.json", "{"),
+                                           ("folder", None), ("missing.json", None)])
+def test_an_unknown_input_is_one_error_line_and_exit_code_2(tmp_path, capsys, name, content):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    elif name == "folder":
+        path.mkdir()
+    out = tmp_path / "results.md"
+    assert main(["report", str(out), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"daain report: error: {path}") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_incomplete_result_is_a_typed_error(tmp_path):
+    broken = {**bench_result(), "node": {"median_ms": 1.0}}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ResultFileError, match="incomplete bench result"):
+        assemble(tmp_path / "results.md", [path])

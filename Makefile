@@ -8,15 +8,24 @@ DETECTOR ?=
 DATA ?=
 FRAMES ?=
 
+# The ROS 2 launch toolchain as wheels (launch, launch_ros, launch_testing, ros2cli, colcon, ament linters),
+# for the launch, lint and colcon tests; they skip with a reason where ../shared/ros2 is absent.
+ROS2_WHEELS := $(SHARED)/ros2
+ROS2_STAMP := $(VENV)/.ros2-installed
+
 .PHONY: setup test demo evaluate bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(wildcard $(ROS2_WHEELS)/install.sh),$(ROS2_STAMP))
 
 $(STAMP): requirements.txt requirements-python.txt setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(ROS2_STAMP): $(STAMP) $(wildcard $(ROS2_WHEELS)/install.sh $(ROS2_WHEELS)/requirements.txt $(ROS2_WHEELS)/wheels/*.whl)
+	bash $(ROS2_WHEELS)/install.sh $(VENV)
 	touch $@
 
 test: setup

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """ament_python package: installs the Python package, launch files, config and the package index entry."""
 
 from glob import glob
@@ -23,7 +29,8 @@ setup(
     maintainer_email="daain-ros@example.com",
     description="DAAIN anomaly and adversarial-input detector for ESPNet segmentation, as a ROS 2 node",
     license="MIT",
-    tests_require=["pytest"],
+    # colcon reads this to run the tests with pytest (setuptools ignores tests_require)
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "detector_node = daain_ros.ros.node:main",

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Typed errors of the daain_ros core: each says what was given and what was expected.
 
 The command line turns any of them into one line on stderr and exit code 2; the node turns them into a
@@ -31,3 +37,7 @@ class NotFittedError(DaainError):
 
 class ResultFileError(DaainError):
     """An input of ``daain report`` is not a result of ``daain evaluate``, ``daain bench`` or ``daain demo``."""
+
+
+class FleetError(DaainError):
+    """A fleet run cannot start or go on: no bags, no cluster, no worker, a fit shard that failed twice."""

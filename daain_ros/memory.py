@@ -1,5 +1,12 @@
-"""Process and host memory: the one reader of /proc's ``key: value`` files, and returning freed heap
-memory to the system.
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""Process and host memory.
+
+The one reader of /proc's ``key: value`` files, and returning freed heap memory to the system.
 
 FrEIA builds every ``AllInOneBlock`` with dense D x D permutation matrices (64 MB at 2,000 dimensions)
 that the flow drops at once (``flow.IndexPermutedBlock``). glibc keeps such freed blocks in the
@@ -24,8 +31,11 @@ def release_freed_memory():
 
 
 def proc_field(path, key):
-    """The value of the first ``key: value`` line of a /proc file (``/proc/cpuinfo``, ``/proc/meminfo``,
-    ``/proc/PID/status``), stripped; None where the file or the key is missing (off Linux, a process gone)."""
+    """The value of the first ``key: value`` line of a /proc file, stripped.
+
+    Files: ``/proc/cpuinfo``, ``/proc/meminfo``, ``/proc/PID/status``. None where the file or the key is missing
+    (off Linux, a process gone).
+    """
     try:
         lines = Path(path).read_text().splitlines()
     except OSError:
@@ -42,8 +52,10 @@ def _kb_to_mb(value):
 
 
 def process_status_mb(field, pid="self"):
-    """``VmRSS`` (resident now), ``VmHWM`` (peak resident) or another kB field of ``/proc/PID/status``, in
-    MB; None where /proc has no such process or field (off Linux)."""
+    """``VmRSS`` (resident now), ``VmHWM`` (peak resident) or another kB field of ``/proc/PID/status``, in MB.
+
+    None where /proc has no such process or field (off Linux).
+    """
     return _kb_to_mb(proc_field(f"/proc/{pid}/status", field))
 
 

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Where a result came from: date, commit, machine and command line, recorded by every producer of results.
 
 ``daain bench``, ``daain evaluate`` and ``daain demo`` store :func:`provenance` in their JSON, so a table
@@ -32,8 +38,10 @@ def provenance(argv=None):
 
 
 def machine():
-    """CPU model and the flags that decide kernel speed, cores, memory, library versions, the flush-to-zero
-    setting and the load average (1, 5, 15 min) when asked."""
+    """What the machine is: CPU model and the flags that decide kernel speed, cores, memory, and so on.
+
+    Also the library versions, the flush-to-zero setting and the load average (1, 5, 15 min) when asked.
+    """
     return {"host": platform.node(), "platform": platform.platform(),
             "cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
             "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "memory_mb": meminfo_mb("MemTotal"),

@@ -1,7 +1,14 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Result documents assembled from what the producers wrote, never copied by hand: ``daain report``.
 
 Each producer's JSON (``daain evaluate``'s ``results.json``, ``daain bench``'s JSON, ``daain bag
-evaluate``'s and ``daain demo``'s ``summary.json``) is rendered by the same function that writes that producer's own markdown, under a
+evaluate``'s and ``daain demo``'s ``summary.json``, ``daain fleet evaluate``'s ``fleet.json``) is
+rendered by the same function that writes that producer's own markdown, under a
 heading with its provenance (date, commit, machine, command line), so every figure in ``docs/results.md``
 says when, on what and how it was measured.
 """
@@ -17,6 +24,7 @@ from daain_ros.demo import report as demo_report
 from daain_ros.errors import ResultFileError
 from daain_ros.evaluation import bag_report
 from daain_ros.evaluation import report as evaluation_report
+from daain_ros.fleet import report as fleet_report
 from daain_ros.provenance import command_line, markdown_lines, provenance
 
 
@@ -47,9 +55,13 @@ KINDS = (
          frozenset({"parts", "segments", "segments_flagged", "metrics"}),
          demo_report.section,
          (demo_report.SCORES, demo_report.OVERLAY)),
+    Kind("fleet", "Fleet: bags evaluated and judged on Ray workers (`daain fleet evaluate`)",
+         frozenset({"bags", "overall", "workers", "passed"}),
+         fleet_report.section,
+         (fleet_report.PLOT_FILE,)),
 )
 #: The JSON a producer's output folder holds, in the order they are looked for.
-FOLDER_FILES = ("results.json", "summary.json")
+FOLDER_FILES = ("results.json", "summary.json", fleet_report.JSON_FILE)
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,9 @@ def load_result(path):
     if path.is_dir():
         found = [path / name for name in FOLDER_FILES if (path / name).is_file()]
         if not found:
-            raise ResultFileError(f"{path}: a folder without {' or '.join(FOLDER_FILES)} (expected the output folder "
-                              "of daain evaluate, daain bag evaluate or daain demo, or a JSON file)")
+            raise ResultFileError(f"{path}: a folder without {' or '.join(FOLDER_FILES)} (expected the output "
+                                  "folder of daain evaluate, daain bag evaluate, daain demo or daain fleet "
+                                  "evaluate, or a JSON file)")
         path = found[0]
     elif not path.is_file():
         raise ResultFileError(f"{path}: no such file or folder")
@@ -84,8 +97,8 @@ def load_result(path):
     keys = set(document) if isinstance(document, dict) else set()
     kind = next((kind for kind in KINDS if kind.keys <= keys), None)
     if kind is None:
-        raise ResultFileError(f"{path}: not a result of daain evaluate, daain bench, daain bag evaluate or daain demo (expected "
-                          "results.json, a bench JSON or summary.json)")
+        raise ResultFileError(f"{path}: not a result of daain evaluate, daain bench, daain bag evaluate, daain demo or "
+                              "daain fleet evaluate (expected results.json, a bench JSON, summary.json or fleet.json)")
     return Result(path, kind, document)
 
 
@@ -114,7 +127,7 @@ def section(result, out_dir, figures_dir, level=2):
         body = result.kind.render(result.document, level + 1, prefix)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultFileError(f"{result.path}: an incomplete {result.kind.name} result "
-                          f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
+                              f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
     return "\n".join([*lines, "", body.rstrip("\n"), ""])
 
 

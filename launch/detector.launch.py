@@ -1,20 +1,60 @@
-"""Starts ``detector_node`` with ``config/detector.yaml`` and the large-frame Fast DDS profile.
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""Starts the lifecycle node ``detector_node`` with ``config/detector.yaml`` and the large-frame Fast DDS profile.
 
     ros2 launch daain_ros detector.launch.py image_topic:=/front/image_raw namespace:=front \
         model_path:=/path/espnet_p_2_q_8.pth detector_path:=/path/detector device:=cuda
 
 The node's outputs are relative names, so ``namespace:=front`` gives /front/daain/anomaly etc.
-``model_path``, ``detector_path`` and ``device`` override the config file only when given.
+``model_path``, ``detector_path`` and ``device`` override the config file only when given. With
+``autostart:=false`` the node waits unconfigured for a lifecycle manager. When the node exits with an
+error, the launch shuts down and exits non-zero with the node's last error line, unless
+``respawn:=true`` restarts the node instead.
 """
 
-from launch_ros.actions import Node
+import re
+
+from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
+from launch.event_handlers import OnProcessExit, OnProcessIO
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 
 OVERRIDES = ("model_path", "detector_path", "device")
+COLOR_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class NodeFailed(RuntimeError):
+    """Raised into the launch loop: ``ros2 launch`` logs it, shuts everything down and exits with 1."""
+
+
+class ExitWatch:
+    """Keeps the node's last error line; fails the launch with it when the node exits with an error."""
+
+    def __init__(self):
+        self.reason = "no error line"
+
+    def on_output(self, event):
+        for line in COLOR_CODES.sub("", event.text.decode(errors="replace")).splitlines():
+            if "[ERROR]" in line or "[FATAL]" in line:
+                self.reason = line.split("]: ", 1)[-1].strip()
+
+    def on_exit(self, event, context):
+        if event.returncode != 0:
+            raise NodeFailed(f"{event.process_name} exited with code {event.returncode}: {self.reason}")
+
+
+def flag(context, name):
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"launch argument {name}:={value!r}: expected true or false")
+    return value == "true"
 
 
 def detector_node(context):
@@ -22,16 +62,27 @@ def detector_node(context):
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
     overrides = {name: value for name, value in overrides.items() if value}
     topic = LaunchConfiguration("image_topic").perform(context)
-    return [Node(
+    respawn = flag(context, "respawn")
+    node = LifecycleNode(
         package="daain_ros",
         executable="detector_node",
         name="detector_node",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("config")] + ([overrides] if overrides else []),
+        parameters=[LaunchConfiguration("config"), {**overrides, "autostart": flag(context, "autostart")}],
         remappings=[("image", topic), ("image/compressed", topic.rstrip("/") + "/compressed")],
         output="screen",
         emulate_tty=True,
-    )]
+        respawn=respawn,
+        respawn_delay=float(LaunchConfiguration("respawn_delay").perform(context)),
+    )
+    if respawn:
+        return [node]
+    watch = ExitWatch()
+    return [
+        node,
+        RegisterEventHandler(OnProcessIO(target_action=node, on_stdout=watch.on_output, on_stderr=watch.on_output)),
+        RegisterEventHandler(OnProcessExit(target_action=node, on_exit=watch.on_exit)),
+    ]
 
 
 def generate_launch_description():
@@ -50,6 +101,14 @@ def generate_launch_description():
                               description="ESPNet checkpoint; empty keeps the config's"),
         DeclareLaunchArgument("detector_path", default_value="",
                               description="detector directory; empty keeps the config's"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="true: the node configures and activates itself; false: it waits "
+                                          "unconfigured for a lifecycle manager"),
+        DeclareLaunchArgument("respawn", default_value="false",
+                              description="true: restart the node whenever it exits; false: a node that exits "
+                                          "with an error ends the launch with a non-zero exit code"),
+        DeclareLaunchArgument("respawn_delay", default_value="2.0",
+                              description="seconds before a respawn"),
         # 1.5 MB frames need a larger shared-memory segment than Fast DDS's 512 KB (see the profile); a
         # profile the user already chose wins.
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """A test-side ROS 2 client for ``detector_node``: starts the node process, sends frames, records outputs.
 
 Shared by the node tests; it uses real rclpy and DDS (no mocks) in its own rclpy context, and waits
@@ -16,6 +22,7 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fa
 
 import rclpy  # noqa: E402 (after the Fast DDS profile is chosen)
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.srv import SetParametersAtomically  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -129,15 +136,32 @@ class Client:
         """Whether a flag equal to ``value`` arrives among the flags after the first ``count``."""
         return self.spin_until(lambda: value in self.anomaly[count:], timeout)
 
+    def call(self, srv_type, name, request, timeout=10.0):
+        """Calls the node's service ``name`` and returns the response."""
+        client = self.node.create_client(srv_type, f"{NODE}/{name}")
+        try:
+            assert self.spin_until(client.service_is_ready, timeout), f"service {name} not ready"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout), f"no answer from the service {name}"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
     def set_parameters(self, timeout=10.0, **values):
-        client = self.node.create_client(SetParametersAtomically, f"{NODE}/set_parameters_atomically")
-        assert self.spin_until(client.service_is_ready, timeout), "parameter service not ready"
         request = SetParametersAtomically.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), "no answer from the parameter service"
-        self.node.destroy_client(client)
-        return future.result().result
+            parameters=[Parameter(name, value=str(value) if isinstance(value, Path) else value).to_parameter_msg()
+                        for name, value in values.items()])
+        return self.call(SetParametersAtomically, "set_parameters_atomically", request, timeout).result
+
+    def lifecycle_state(self, timeout=30.0):
+        """The node's lifecycle state: unconfigured, inactive, active or finalized."""
+        return self.call(GetState, "get_state", GetState.Request(), timeout).current_state.label
+
+    def transition(self, label, timeout=60.0):
+        """Asks for the lifecycle transition ``label`` (configure, activate, ...); whether it succeeded."""
+        request = ChangeState.Request()
+        request.transition.label = label
+        return self.call(ChangeState, "change_state", request, timeout).success
 
     def close(self):
         self.executor.shutdown()

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain bag evaluate``: the per-frame table, summary, report, plot and output bag, and its error paths."""
 
 import csv
@@ -136,7 +142,7 @@ def test_output_bag_has_the_input_and_the_detector_topics_on_the_original_stamps
 
 
 def test_evaluate_bag_from_python_returns_the_summary_the_cli_writes(evaluated, labelled, model_path,
-                                                                    fitted_detector, tmp_path):
+                                                                     fitted_detector, tmp_path):
     from daain_ros.evaluation.bag_replay import evaluate_bag
     out, _, _ = evaluated
     bag, _ = labelled
@@ -214,7 +220,7 @@ def test_bag_and_topic_errors_are_one_line(tmp_path, capsys):
 
 
 def test_a_bag_truncated_mid_stream_names_the_message_and_leaves_no_half_output(tmp_path, capsys, model_path,
-                                                                               fitted_detector):
+                                                                                fitted_detector):
     rng = np.random.default_rng(0)
     bag = write_bag(tmp_path / "bag", [rng.integers(0, 256, (60, 80, 3), np.uint8) for _ in range(6)],
                     storage="sqlite3")
@@ -243,7 +249,8 @@ def test_only_unreadable_frames_is_an_error(tmp_path, capsys, model_path, fitted
 
 def test_the_bag_commands_load_without_rclpy():
     code = ("import sys; sys.modules['rclpy'] = None; from daain_ros.cli.main import build_parser; "
-            "build_parser().parse_args(['bag', 'play', 'x']); import daain_ros.evaluation.bag_replay, daain_ros.evaluation.bag_report")
+            "build_parser().parse_args(['bag', 'play', 'x']); "
+            "import daain_ros.evaluation.bag_replay, daain_ros.evaluation.bag_report")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain bag play`` and ``daain bag record`` over real DDS (rclpy, Fast DDS), and play -> node -> record.
 
 Player and recorder run as the commands themselves, in their own processes; every wait is bounded and
@@ -80,10 +86,10 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
     finally:
         recorder.kill()
     assert recorder.returncode == 0, errors[-2000:]
-    assert last_json(played.stdout)["published"] == {t: 4 for t in ("/cam", "/cam/compressed", "/diagnostics",
-                                                                      "/flag", "/score")}
+    assert last_json(played.stdout)["published"] == dict.fromkeys(("/cam", "/cam/compressed", "/diagnostics",
+                                                                   "/flag", "/score"), 4)
     summary = last_json(recorded)
-    assert summary["messages"] == {t: 4 for t in topics} and summary["never_published"] == []
+    assert summary["messages"] == dict.fromkeys(topics, 4) and summary["never_published"] == []
     assert summary["qos"]["/cam"] == "reliable, volatile"  # the player's publishers are reliable
     assert bag_topics(out) == {
         "/cam": (IMAGE, 4), "/cam/compressed": ("sensor_msgs/msg/CompressedImage", 4),

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """rosbag2 writing and streaming with rosbags: both storages, every message kind, broken bags."""
 
 import numpy as np

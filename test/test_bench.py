@@ -1,5 +1,14 @@
-"""``daain bench``: its reference variant computes what DAAIN computes, its estimates match the measured space,
-and a quick run writes every field with per-process memory."""
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""``daain bench``.
+
+Its reference variant computes what DAAIN computes, its estimates match the measured space, and a quick run writes every
+field with per-process memory.
+"""
 
 import json
 
@@ -35,8 +44,10 @@ def model_file(tmp_path_factory):
 
 
 def test_reference_variant_scores_what_the_pipeline_scores():
-    """Upsample-concatenate-index (the reference) and the hooks' direct gather give the same activations,
-    hence the same scores, on a batch of two: the benchmark compares equal work."""
+    """The benchmark compares equal work: the reference and the hooks give the same activations and scores.
+
+    Upsample-concatenate-index (the reference) and the hooks' direct gather, on a batch of two.
+    """
     daain_model, reference_model = _random_model(), _random_model()
     detector = fresh_detector(daain_model, SIZE, dims=300)
     frames = procedural_frames(2, SIZE, seed=5)
@@ -73,8 +84,10 @@ def test_fresh_detector_at_another_size_keeps_the_templates_fitted_head():
 
 
 def _activation_space(net, frames, size):
-    """The reference's activation space built here by hand: every leaf module's output, nearest-upsampled to
-    the input size and stacked along channels."""
+    """The reference's activation space built here by hand.
+
+    Every leaf module's output, nearest-upsampled to the input size and stacked along channels.
+    """
     outputs, handles = [], []
     for module in net.modules():
         if not any(module.children()) and module is not net:
@@ -92,8 +105,11 @@ def _activation_space(net, frames, size):
 
 @pytest.mark.parametrize("size,batch", [(SIZE, 2), ((128, 64), 1)])
 def test_reference_estimate_is_the_size_of_the_space_the_reference_builds(tmp_path, model_file, size, batch):
-    """The bench's estimate for a saved detector (channels from its metadata, size, batch) is the byte size
-    of the activation space the reference gather materialises, and its peak estimate scales that space."""
+    """The bench's estimate for a saved detector is the byte size of the reference's activation space.
+
+    The estimate takes the channels from the detector's metadata, the size and the batch; the space is what the
+    reference gather materialises, and the peak estimate scales it.
+    """
     from daain_ros.bench.runner import BenchConfig, reference_leaf
     from daain_ros.bench.variants import REFERENCE_PEAK_FACTOR
     from daain_ros.detector.artifact import save_detector
@@ -134,8 +150,11 @@ def _leaves(tree):
 
 @pytest.mark.slow
 def test_quick_bench_writes_every_field(tmp_path, model_file):
-    """A quick run at a tiny size: every section and field is there, and each variant's peak memory is its
-    own process's, not this (deliberately inflated) parent's."""
+    """A quick run at a tiny size.
+
+    Every section and field is there, and each variant's peak memory is its own process's, not this (deliberately
+    inflated) parent's.
+    """
     ballast = np.ones(800 << 17)  # 800 MB touched: a worker reporting ru_maxrss would inherit it
     out = tmp_path / "bench.json"
     code = cli.main(["bench", "--quick", "--sizes", "64x32", "--dims", "200", "--frames", "2",

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The committed default ESPNet: loads strictly, matches its record, segments held-out generated streets."""
 
 import json
@@ -53,10 +59,13 @@ def test_training_and_held_out_seeds_are_disjoint_streams():
 
 
 def test_train_default_command_writes_a_strictly_loadable_model_and_a_true_record(tmp_path):
-    """The JSON's held-out mIoU is the saved weights' on its held-out scenes, and its epoch loss is what the
-    same seeded training computes again."""
+    """The JSON's held-out mIoU and epoch loss are what the saved weights and the same seeded training give.
+
+    The mIoU is the saved weights' on the record's held-out scenes; the loss is recomputed by training again.
+    """
     code = main(["train-default", "--out", str(tmp_path), "--frames", "4", "--epochs", "1", "--batch", "2",
-                 "--width", "128", "--height", "64", "--crop-width", "64", "--eval-frames", "2", "--p", "1", "--q", "2"])
+                 "--width", "128", "--height", "64", "--crop-width", "64", "--eval-frames", "2", "--p", "1",
+                 "--q", "2"])
     assert code == 0
     model = load_espnet(tmp_path / "espnet_default.safetensors")
     info = json.loads((tmp_path / "espnet_default.json").read_text())

@@ -1,6 +1,14 @@
-"""``daain demo`` and its embedded default detector: separation on generated anomalies, the synthetic data
-source, the drive plan, process handling, and the whole demo end to end in its quick form (real processes,
-real DDS, the packaged defaults)."""
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""``daain demo`` and its embedded default detector.
+
+Separation on generated anomalies, the synthetic data source, the drive plan, process handling, and the whole demo end
+to end in its quick form (real processes, real DDS, the packaged defaults).
+"""
 
 import json
 import re

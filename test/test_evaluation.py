@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain evaluate`` end to end on a few real frames: every file, every contract key, sane numbers."""
 
 import json

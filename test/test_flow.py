@@ -1,5 +1,14 @@
-"""The flow: FrEIA's permutation as an index gather equals its dense product; invertible; seeded; its
-config reads older detector files."""
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The flow.
+
+FrEIA's permutation as an index gather equals its dense product; invertible; seeded; its config reads older detector
+files.
+"""
 
 import json
 import subprocess
@@ -56,7 +65,7 @@ def test_flow_inverts_and_indices_follow_a_loaded_state():
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set from /proc")
 def test_building_a_flow_leaves_no_dense_permutations_resident():
-    """FrEIA draws dense 2,000 x 2,000 permutations per block; before they were trimmed, 8 blocks left 200 MB."""
+    """Dense 2,000 x 2,000 permutations per block (FrEIA's); before they were trimmed, 8 blocks left 200 MB."""
     code = ("import torch; from daain_ros.detector.flow import FlowConfig, build_flow\n"
             "from daain_ros.memory import process_status_mb as mb\n"
             "torch.zeros(1); before = mb('VmRSS'); flow = build_flow(2000, FlowConfig(blocks=8))\n"

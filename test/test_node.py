@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """detector_node end to end: the node in its own process, a real rclpy client, footage frames in.
 
 One node process serves the module (start-up costs seconds); every check waits for the verdict of the
@@ -32,8 +38,10 @@ def pipeline(espnet_dir, fitted_detector):
 
 @pytest.fixture(scope="module")
 def frames(pipeline, drive_frames):
-    """Three footage frames the detector judges normal, a vertically flipped one it judges anomalous, and
-    the in-process results of the clean ones (what the node must reproduce)."""
+    """Three footage frames judged normal, a vertically flipped one judged anomalous, the clean ones' results.
+
+    The in-process results of the clean frames are what the node must reproduce.
+    """
     candidates = drive_frames[0:221:20]
     judged = [(frame, result) for frame, result in zip(candidates, pipeline.process(candidates))
               if not result.anomalous]

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Fuzzing detector_node with 1,000 randomly malformed Image messages: no crash, no normal verdict.
 
 Each message is sent on its own and its verdict awaited by stamp, so every one is judged (none is

@@ -1,5 +1,14 @@
-"""The detector protocol: fit on the drive's first frames, judge held-out, flipped and noisy ones; and the
-rosbag replay acceptance run (a bag of the held-out frames with fog and PGD injected)."""
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The detector protocol.
+
+Fit on the drive's first frames, judge held-out, flipped and noisy ones; and the rosbag replay acceptance run (a bag of
+the held-out frames with fog and PGD injected).
+"""
 
 import json
 
@@ -20,8 +29,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 @pytest.fixture(scope="module")
 def protocol_detector(p2q8, drive_frames, tmp_path_factory):
-    """The protocol's fit (frames 0-149, default settings) with key 2, whose Gaussian NLL ranked one
-    udacity still above every flipped and noisy frame."""
+    """The protocol's fit (frames 0-149, default settings) with key 2.
+
+    With this key the Gaussian NLL ranked one udacity still above every flipped and noisy frame.
+    """
     detector = fit_detector(p2q8, drive_frames[0:150], FitConfig(key_seed=2), progress=False)
     return save_detector(detector, tmp_path_factory.mktemp("protocol_detector"), p2q8)
 

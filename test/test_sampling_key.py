@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The sampling key: determinism in the seed, blue-noise spacing, even coverage of layers and image."""
 
 import numpy as np

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The street-scene generator: deterministic, exact labels, valid train ids, smooth drives."""
 
 from dataclasses import replace
@@ -84,7 +90,8 @@ def test_drive_is_deterministic_and_smooth():
         np.testing.assert_array_equal(la, lb)
     step = [np.abs(frames[i][0].astype(int) - frames[i + 1][0].astype(int)).mean() for i in range(11)]
     label_change = [(frames[i][1] != frames[i + 1][1]).mean() for i in range(11)]
-    unrelated = np.mean([np.abs(frames[0][0].astype(int) - random_scene(s)[0].astype(int)).mean() for s in (97, 98, 99)])
+    unrelated = np.mean([np.abs(frames[0][0].astype(int) - random_scene(s)[0].astype(int)).mean()
+                         for s in (97, 98, 99)])
     assert max(step) < 15 and max(step) < 0.3 * unrelated  # measured: 7.3-11.4 against 53
     assert max(label_change) < 0.1  # measured: at most 8.5 % of the pixels change class
     assert np.abs(frames[0][0].astype(int) - frames[-1][0].astype(int)).mean() > max(step)  # it does move
@@ -96,4 +103,3 @@ def test_drive_objects_approach_the_camera():
     assert len(set(sizes)) > 1
     for _, labels in frames:
         assert set(np.unique(labels)) <= set(GENERATED_CLASSES)
-

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The node part of ``daain bench``: ``detector_node`` in its own process, frames sent over DDS on this machine.
 
 Measures the latency from publishing an Image to receiving ``/daain/anomaly`` for it (one frame in

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain bench --profile``: where the DAAIN pipeline spends time that ESPNet alone does not (torch profiler).
 
 Both variants run the same frames under the profiler; per operator, the self CPU time per frame of each
@@ -55,4 +61,3 @@ def profile_table(result):
         lines.append(f"  {row['op'][:34]:<34} {row['daain_ms']:>8.2f} {row['espnet_ms']:>8.2f} {row['extra_ms']:>8.2f} "
                      f"{row['daain_calls']:>5.0f}/{row['espnet_calls']:<5.0f}")
     return "\n".join(lines)
-

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The ``daain bench`` result as a short table, as JSON, and as an exit status."""
 
 import json
@@ -42,8 +48,10 @@ def table(result):
 
 
 def markdown(result, level=2):
-    """The benchmark as markdown, from its JSON: settings, one row per case, the memory each detector adds,
-    the node and the fit (``daain report`` renders bench JSON with it).
+    """The benchmark as markdown, from its JSON.
+
+    Settings, one row per case, the memory each detector adds, the node and the fit (``daain report`` renders bench
+    JSON with it).
 
     :param level: heading level of its sub-sections.
     """

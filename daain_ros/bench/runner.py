@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain bench``: what DAAIN costs on top of ESPNet, against the reference's gather, in the node and to fit.
 
 ESPNet alone and the DAAIN pipeline are timed in one process, frame by frame in alternation, so machine
@@ -93,9 +99,12 @@ def size_label(size):
 
 
 def fresh_detector(model, size, template=None, dims=FRESH_DIMS):
-    """A valid unfitted detector at ``size``: a seeded key over ``template``'s layers and dims, its flow
-    architecture and its fitted head (the head reads only the flow's output, so it carries over to any
-    size); without a template, every leaf layer, ``dims`` and the default flow and head."""
+    """A valid unfitted detector at ``size``.
+
+    A seeded key over ``template``'s layers and dims, its flow architecture and its fitted head (the head reads only
+    the flow's output, so it carries over to any size); without a template, every leaf layer, ``dims`` and the
+    default flow and head.
+    """
     if template is None:
         key = SamplingKey.generate(probe_layers(model, size), size, KEY_SEED, target_dims=dims)
         return DaainDetector(key, FitConfig.head, FlowConfig()).eval()
@@ -198,14 +207,14 @@ def reference_leaf(config, size, batch, device, detector_dir, espnet, daain):
     record["peak_vs_daain"] = ratio(record["peak_mb"], daain.get("peak_mb"))
     if espnet.get("peak_mb") and daain.get("peak_mb"):
         record["extra_peak_vs_daain"] = ratio(record["peak_mb"] - espnet["peak_mb"],
-                                               max(daain["peak_mb"] - espnet["peak_mb"], 1.0))
+                                              max(daain["peak_mb"] - espnet["peak_mb"], 1.0))
     frames = {name: frame_mb(leaf) for name, leaf in (("reference", record), ("espnet", espnet), ("daain", daain))}
     if None not in frames.values():
         record["frame_mb_vs_daain"] = ratio(frames["reference"], max(frames["daain"], 1.0))
         record["frame_extra_mb"] = {"reference": frames["reference"] - frames["espnet"],
                                     "daain": frames["daain"] - frames["espnet"]}
         record["frame_extra_vs_daain"] = ratio(frames["reference"] - frames["espnet"],
-                                                max(frames["daain"] - frames["espnet"], 1.0))
+                                               max(frames["daain"] - frames["espnet"], 1.0))
     return record
 
 
@@ -214,8 +223,8 @@ def _put(tree, size, batch, device, leaf):
 
 
 def run_fit(config, size, device):
-    spec = {"task": "fit", "model": str(Path(config.model).resolve()), "footage": config.footage, "size": list(size), "device": str(device),
-            "frames": 5 if config.quick else 100,
+    spec = {"task": "fit", "model": str(Path(config.model).resolve()), "footage": config.footage, "size": list(size),
+            "device": str(device), "frames": 5 if config.quick else 100,
             "config": {**(QUICK_FIT if config.quick else FULL_FIT), "target_dims": config.dims},
             "threads": config.threads}
     result = {**EMPTY, **run_worker(spec)}
@@ -274,7 +283,7 @@ def run_bench(config, log=print):
             log(f"profiling {size_label(first)} batch 1 on {last_device} ...")
             from daain_ros.bench.profile import profile_hot_path
             result["profile"] = profile_hot_path(config.model, detectors[first][0], first, torch.device(last_device),
-                                                  config.footage)
+                                                 config.footage)
         log("fit ...")
         skipped = {**EMPTY, "skipped": "--skip fit"}
         result["fit"] = skipped if "fit" in config.skip else run_fit(config, first, last_device)

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """What ``daain bench`` times: the ESPNet floor, the DAAIN pipeline and the reference's gather, on the same frames.
 
 Each variant is a callable on a batch of BGR uint8 frames at network size that returns device tensors,
@@ -45,8 +51,10 @@ class DaainStep:
 
 
 class ReferenceStep:
-    """The reference DAAIN's gather: every hooked map upsampled (nearest) to the input size and
-    concatenated into the activation space, which is then indexed by the key, then the same detector.
+    """The reference DAAIN's gather.
+
+    Every hooked map upsampled (nearest) to the input size and concatenated into the activation space, which is then
+    indexed by the key, then the same detector.
 
     Run by the benchmark only, on its own model instance: it needs about 2.7 GiB per 512x256 frame.
     """

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """One ``daain bench`` measurement in a fresh process, so peak resident memory belongs to one variant.
 
 Run as ``python -m daain_ros.bench.worker SPEC_JSON``; prints one JSON object. Tasks: ``memory`` (one
@@ -54,7 +60,7 @@ def make_step(spec, device):
 
 
 def memory(spec):
-    """Peak memory (and isolated timing) of one variant over ``iterations`` batches after ``warmup``."""
+    """Peak memory use (and isolated timing) of one variant over ``iterations`` batches after ``warmup``."""
     device = resolve_device(spec["device"])
     step = make_step(spec, device)
     batch = spec["batch"]

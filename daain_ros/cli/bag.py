@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain bag``: make, evaluate, play and record rosbag2 bags.
 
 Only the arguments live here; each command calls one library function and prints its summary as one JSON

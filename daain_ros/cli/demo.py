@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain demo``: a drive with injected anomalies played into the live node; timeline, report, one verdict line.
 
 Exit codes: 0 when every injected segment was flagged, 1 when the demo ran but missed a segment, 2 when

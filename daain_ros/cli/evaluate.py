@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain evaluate``: DAAIN and every baseline on held-out frames under each anomaly kind, as a report."""
 
 from pathlib import Path
@@ -59,5 +65,6 @@ def run(args):
                "frames": f"{args.frames} every {args.every}", "also": ", ".join(args.also) or "none",
                "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"
                if fit else "none (UAP fitted on the held-out frames, no Mahalanobis)",
-               "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps, "MC dropout passes": args.mc_passes}
+               "surrogate": args.surrogate or "none", "seed": args.seed, "attack steps": args.attack_steps,
+               "MC dropout passes": args.mc_passes}
     print(write_report(args.out, results, raw, pipeline.threshold, domain, context, origin))

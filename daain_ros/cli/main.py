@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The ``daain`` command line: fit, score, evaluate, benchmark and replay the DAAIN monitor of ESPNet.
 
 One sub-command per module of ``daain_ros.cli`` named in :data:`COMMANDS`.
@@ -13,7 +19,8 @@ import sys
 from daain_ros.errors import DaainError
 from daain_ros.segmentation.subnormal import flush_denormals
 
-COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "perturb", "report", "score", "segment", "train_default")
+COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "fleet", "perturb", "report", "score", "segment",
+            "train_default")
 
 
 def build_parser():

@@ -1,17 +1,27 @@
-"""``daain report``: one markdown document from the results of ``daain evaluate``, ``bench``, ``bag evaluate`` and ``demo``."""
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""``daain report``: one markdown document from the results of several producers.
+
+The producers: ``daain evaluate``, ``bench``, ``bag evaluate``, ``demo`` and ``fleet evaluate``.
+"""
 
 from pathlib import Path
 
 
 def register(sub):
-    parser = sub.add_parser("report", help="assemble results (evaluate, bench, bag evaluate, demo) into one markdown document",
+    parser = sub.add_parser("report", help="assemble results (evaluate, bench, bag evaluate, demo, fleet evaluate) "
+                                           "into one markdown document",
                             description="Renders each INPUT under a heading with its date, commit, machine and "
                                         "command line; its figures are copied into a folder named after OUT "
                                         "(docs/results.md: docs/results/).")
     parser.add_argument("out", type=Path, metavar="OUT.md", help="markdown file to write (e.g. docs/results.md)")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="an output folder of daain evaluate, daain bag evaluate or daain demo (or its "
-                             "results.json or summary.json), or the JSON of daain bench")
+                        help="an output folder of daain evaluate, daain bag evaluate, daain demo or daain fleet "
+                             "evaluate (or its results.json, summary.json or fleet.json), or the JSON of daain bench")
     parser.set_defaults(run=run)
 
 

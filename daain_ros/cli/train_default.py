@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """``daain train-default``: trains the small default ESPNet on generated streets (:mod:`daain_ros.demo.train_default`).
 
 Writes into ``--out`` (default ``out/default-model``), never into the installed package: to make a new
@@ -29,7 +35,8 @@ def register(sub):
                         help="train on full-height random crops this wide (multiple of 8; the width: none)")
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle schedule)")
-    parser.add_argument("--eval-frames", type=int, default=TrainConfig.eval_frames, help="held-out frames for the reported mIoU")
+    parser.add_argument("--eval-frames", type=int, default=TrainConfig.eval_frames,
+                        help="held-out frames for the reported mIoU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.set_defaults(run=run)
 

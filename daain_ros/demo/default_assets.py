@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Where the package's embedded defaults live, so ``make demo`` and the tests need no downloads.
 
 The default segmentation model is a small ESPNet trained by ``daain train-default`` on generated street

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """What ``daain demo`` concludes from the node's recorded outputs: timeline, report, score plot, overlay.
 
 The node's verdict for a frame is the first ``/diagnostics`` status whose header carries that frame's
@@ -28,8 +34,10 @@ PANEL = (320, 160)  # width, height of each overlay panel: the PNG stays small e
 
 
 def node_verdicts(recorded):
-    """``{frame stamp ns: (Verdict, latency ms)}``: the node's first verdict on each frame, read back from
-    the recorded ``/diagnostics`` (``health.key_values`` wrote them)."""
+    """The node's first verdict on each frame, ``{frame stamp ns: (Verdict, latency ms)}``.
+
+    Read back from the recorded ``/diagnostics`` (``health.key_values`` wrote them).
+    """
     verdicts = {}
     for _, _, msg in read_messages(recorded, "/diagnostics"):
         stamp = header_stamp_ns(msg.header)
@@ -215,8 +223,10 @@ def markdown(summary):
 
 
 def section(summary, level=2, figures=""):
-    """The demo as markdown, from its ``summary.json``: the setup, the timeline table, per-kind separation
-    and the two images; ``report.md`` and ``daain report`` both use it.
+    """The demo as markdown, from its ``summary.json``.
+
+    The setup, the timeline table, per-kind separation and the two images; ``report.md`` and ``daain report`` both
+    use it.
 
     :param level: heading level of its sub-sections.
     :param figures: path prefix of the PNGs (relative to the markdown file); None leaves them out.

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Training the package's small default ESPNet from scratch on generated streets (``daain train-default``).
 
 The default model lets ``make demo`` and the tests run without the official Cityscapes checkpoints: it
@@ -169,7 +175,7 @@ def train_default(config, out):
 
 def command_line(config):
     """The command that reproduces these weights (the output directory and thread count aside)."""
-    options = [("seed", config.seed), ("frames", config.frames), ("epochs", config.epochs), ("p", config.p), ("q", config.q),
-               ("width", config.width), ("height", config.height), ("crop-width", config.crop_width),
+    options = [("seed", config.seed), ("frames", config.frames), ("epochs", config.epochs), ("p", config.p),
+               ("q", config.q), ("width", config.width), ("height", config.height), ("crop-width", config.crop_width),
                ("batch", config.batch), ("lr", config.lr), ("eval-frames", config.eval_frames)]
     return "daain train-default " + " ".join(f"--{name} {value}" for name, value in options)

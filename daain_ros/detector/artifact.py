@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The detector artifact: ``detector.safetensors`` (tensors) and ``detector.json`` (metadata), never pickle.
 
 The JSON names the format version, the hooked layers and input size, the dimensions, threshold and

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The detector's threshold: calibrated to a target false-positive rate on out-of-fold scores of the fit frames.
 
 A drive drifts: a threshold from the last fifth of the fit frames alone was set by whichever frame was

@@ -1,6 +1,13 @@
-"""The DAAIN detector ("DAAIN: Detection of Anomalous and Adversarial Input using Normalizing Flows",
-arXiv 2105.14638): standardisation, flow and head over a sampling key's activations, and the monitored
-forward pass that gathers those activations.
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The DAAIN detector ("DAAIN: Detection of Anomalous and Adversarial Input using Normalizing Flows", arXiv 2105.14638).
+
+Standardisation, flow and head over a sampling key's activations, and the monitored forward pass that gathers those
+activations.
 """
 
 import torch

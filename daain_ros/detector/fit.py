@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Fitting a DAAIN detector for a segmentation model on clean frames: key, activations, training, threshold."""
 
 import secrets
@@ -42,12 +48,32 @@ class FitConfig:
         return settings
 
 
+def split_count(frames, valid_fraction):
+    """How many of ``frames`` fit frames train; the last ones validate.
+
+    A temporal split, so that calibration sees the drive's drift.
+    """
+    n_valid = max(1, int(round(frames * valid_fraction)))
+    if frames - n_valid < 2:
+        raise DaainError(f"{frames} fit frames: expected at least {n_valid + 2}")
+    return frames - n_valid
+
+
 def _split(frames, valid_fraction):
-    """Temporal split: the last frames validate, so calibration sees the drive's drift."""
-    n_valid = max(1, int(round(len(frames) * valid_fraction)))
-    if len(frames) - n_valid < 2:
-        raise DaainError(f"{len(frames)} fit frames: expected at least {n_valid + 2}")
-    return frames[:-n_valid], frames[-n_valid:]
+    n_train = split_count(len(frames), valid_fraction)
+    return frames[:n_train], frames[n_train:]
+
+
+def fit_key(model, config):
+    """Draw the sampling key of a new fit.
+
+    ``model``'s layers are probed at ``config.size``; the indices come from ``config.key_seed`` (from the OS
+    when None).
+    """
+    size = check_network_size(*config.size)
+    key_seed = config.key_seed if config.key_seed is not None else secrets.randbits(63)
+    layers = probe_layers(model, size, config.layers, model.device)
+    return SamplingKey.generate(layers, size, key_seed, config.radius, config.target_dims)
 
 
 def generated_anomalies(monitor, model, frames_bgr, config, anomalies, progress=True):
@@ -69,23 +95,15 @@ def generated_anomalies(monitor, model, frames_bgr, config, anomalies, progress=
 def fit_detector(model, frames_bgr, config=FitConfig(), progress=True, anomalies=None):
     """Fits a detector for ``model`` on clean frames: key, activations, scaling, flow, head, threshold.
 
-    Jittered copies widen what the flow trains on and what picks its best epoch. The threshold is calibrated on the
-    fit frames as the camera gave them, each scored out of fold (:func:`cross_fitted_scores`): a drive
-    drifts, and a threshold from the last fifth of the fit frames alone (30 of the protocol's 150) was
-    the highest of 30 scores, set by whichever frame was most unusual, and left 10-60 % of later clean
-    frames above it depending on the key. Jittered copies are not calibrated on: measured on the
-    detector protocol, a few score up to 10**4 (clean frames: median 0.5), and a threshold over them
-    flagged 12 % of sigma-0.03 noisy frames against about 40 % from plain frames.
-    With ``calibration_folds`` < 2 the threshold comes from the validation frames alone. ``anomalies``
-    generates the supervised head's training anomalies (:func:`generated_anomalies`).
+    Jittered copies widen what the flow trains on and what picks its best epoch (the activations of each
+    frame and its copies, :func:`daain_ros.detector.augment.augment`); the rest is
+    :func:`fit_on_activations`. ``anomalies`` generates the supervised head's training anomalies
+    (:func:`generated_anomalies`).
     """
     size = check_network_size(*config.size)
-    device = model.device
     frames_bgr = list(frames_bgr)
     train_frames, valid_frames = _split(frames_bgr, config.valid_fraction)
-    key_seed = config.key_seed if config.key_seed is not None else secrets.randbits(63)
-    layers = probe_layers(model, size, config.layers, device)
-    key = SamplingKey.generate(layers, size, key_seed, config.radius, config.target_dims)
+    key = fit_key(model, config)
     monitor = ActivationMonitor(model, key)
     try:
         train, _ = extract_activations(monitor, augment(train_frames, config.augment_copies, config.seed),
@@ -96,20 +114,45 @@ def fit_detector(model, frames_bgr, config=FitConfig(), progress=True, anomalies
                      if config.head == "supervised" else None)
     finally:
         monitor.remove()
+    return fit_on_activations(key, config, train, valid, progress, anomalous)
+
+
+def fit_on_activations(key, config, train, valid, progress=True, anomalous=None):
+    """Trains and calibrates a detector on activations gathered elsewhere (in this process, or in parallel).
+
+    ``train`` and ``valid`` hold, frame after frame, the activations of each fit frame followed by those of
+    its ``config.augment_copies`` jittered copies: what :func:`fit_detector` extracts from
+    ``augment(train_frames, copies, config.seed)`` and ``augment(valid_frames, copies, config.seed + 1)``,
+    the last frames validating (:func:`split_count`). The same activations in the same order give the same
+    detector.
+
+    The threshold is calibrated on the fit frames as the camera gave them, each scored out of fold
+    (:func:`cross_fitted_scores`): a drive drifts, and a threshold from the last fifth of the fit frames
+    alone (30 of the protocol's 150) was the highest of 30 scores, set by whichever frame was most unusual,
+    and left 10-60 % of later clean frames above it depending on the key. Jittered copies are not
+    calibrated on: measured on the detector protocol, a few score up to 10**4 (clean frames: median 0.5),
+    and a threshold over them flagged 12 % of sigma-0.03 noisy frames against about 40 % from plain frames.
+    With ``calibration_folds`` < 2 the threshold comes from the validation frames alone.
+    """
+    rows = config.augment_copies + 1
+    if len(train) % rows or len(valid) % rows or not len(valid) or len(train) < 2 * rows:
+        raise DaainError(f"{len(train)} training and {len(valid)} validation activations: expected at least 2 "
+                         f"and 1 frames of {rows} rows each (a frame and its {config.augment_copies} copies)")
+    n_train, n_valid = len(train) // rows, len(valid) // rows
     detector, summary = train_detector(key, config, config.flow, train, valid, progress, anomalous)
     if config.calibration_folds >= 2:
-        scores = cross_fitted_scores(key, config, torch.cat([train, valid]), len(frames_bgr),
+        scores = cross_fitted_scores(key, config, torch.cat([train, valid]), n_train + n_valid,
                                      summary["best_epoch"] + 1, progress, anomalous)
-        method = f"out-of-fold scores of the {len(frames_bgr)} fit frames, {config.calibration_folds} folds"
+        method = f"out-of-fold scores of the {n_train + n_valid} fit frames, {config.calibration_folds} folds"
     else:
         with torch.no_grad():
-            scores = detector(valid[::config.augment_copies + 1]).double().cpu().numpy()
-        method = f"scores of the {len(valid_frames)} validation frames"
+            scores = detector(valid[::rows]).double().cpu().numpy()
+        method = f"scores of the {n_valid} validation frames"
     threshold, calibration = calibrate(scores, config.target_fpr)
     detector.threshold.fill_(threshold)
     detector.metadata.update({
         "fit": config.public_dict(),
-        "training": {**summary, "train_frames": len(train_frames), "valid_frames": len(valid_frames),
+        "training": {**summary, "train_frames": n_train, "valid_frames": n_valid,
                      "train_samples": len(train), "valid_samples": len(valid)},
         "calibration": {**calibration, "method": method},
         "coverage": key.coverage(),

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The normalizing flow of DAAIN: FrEIA ``AllInOneBlock`` couplings on standardised activations.
 
 Defaults follow the reference: 8 blocks, 10-unit subnets, affine clamping 2, Adam at lr 2e-4. Training adds
@@ -46,8 +52,11 @@ class FlowConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """The config ``to_dict`` stored; ``RETIRED_SETTINGS`` are ignored so older detector files still load,
-        anything else unknown is a TypeError."""
+        """The config ``to_dict`` stored.
+
+        ``RETIRED_SETTINGS`` are ignored so older detector files still load, anything else unknown is a
+        TypeError.
+        """
         if not isinstance(values, dict):
             raise TypeError(f"flow settings {values!r}: expected a mapping of setting names to values")
         return cls(**{name: value for name, value in values.items() if name not in RETIRED_SETTINGS})
@@ -92,8 +101,10 @@ _FORWARD, _INVERSE = "forward", "inverse"
 
 
 def build_flow(dims, config=FlowConfig(), block=IndexPermutedBlock):
-    """A ``SequenceINN`` of ``config.blocks`` AllInOneBlocks (``block``: FrEIA's own one for comparison);
-    its permutations come from ``config.seed``."""
+    """A ``SequenceINN`` of ``config.blocks`` AllInOneBlocks (``block``: FrEIA's own one for comparison).
+
+    Its permutations come from ``config.seed``.
+    """
     state = np.random.get_state()
     np.random.seed(config.seed)  # FrEIA draws the hard permutations from numpy's global generator
     try:
@@ -118,8 +129,9 @@ def negative_log_likelihood(flow, x):
 
 
 def fit_flow(flow, train, valid, config=FlowConfig(), progress=True):
-    """Trains ``flow`` by NLL for ``config.epochs`` epochs and keeps the epoch best on ``valid``; returns the
-    training summary.
+    """Trains ``flow`` by NLL for ``config.epochs`` epochs and keeps the epoch best on ``valid``.
+
+    Returns the training summary.
 
     The best epoch has the lowest median validation NLL: a few jittered validation frames sit hundreds of
     standard deviations out in near-constant dimensions, and their NLL would dominate a mean. With

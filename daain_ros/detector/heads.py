@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Classification heads: turn the flow's NLL and latent z into one anomaly score (higher = anomalous).
 
 ``cauchy`` (the default) is the negative log-likelihood per dimension of the input under the same flow
@@ -55,8 +61,8 @@ class ScoreHead(nn.Module):
             self.low.copy_(low)
             self.width.copy_(((high - low) / HBOS_BINS).clamp_min(1e-6))
             bins = self._bins(z)
-            counts = torch.zeros_like(self.log_density).scatter_add_(1, bins.T, torch.ones_like(bins.T,
-                                                                                              dtype=z.dtype))
+            ones = torch.ones_like(bins.T, dtype=z.dtype)
+            counts = torch.zeros_like(self.log_density).scatter_add_(1, bins.T, ones)
             density = counts / len(z) / self.width[:, None]
             self.log_density.copy_(density.clamp_min(HBOS_FLOOR * density.max()).log())
             self.fitted.fill_(True)
@@ -73,7 +79,7 @@ class ScoreHead(nn.Module):
         features = torch.cat([self._features(clean_summary), self._features(_summaries(*anomalous))])
         labels = [0] * len(clean[0]) + [1] * len(anomalous[0])
         model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(features.cpu().double().numpy(),
-                                                                                labels)
+                                                                               labels)
         self.weights.copy_(torch.as_tensor(model.coef_[0], dtype=self.weights.dtype))
         self.bias.fill_(float(model.intercept_[0]))
         self.fitted.fill_(True)

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Forward hooks that gather a sampling key's activations without building the activation space.
 
 The reference DAAIN upsamples every hooked map to the input size and concatenates them (2.7 GiB per
@@ -64,8 +70,11 @@ class ActivationMonitor(nn.Module):
             self._handles.append(modules[gather.name].register_forward_hook(self._hook(gather.name, i)))
 
     def _hook(self, name, i):
-        """Reads the layer's output through a view in its own memory layout (ESPNet runs channels-last
-        on CPU when fed ``preprocess``'s tensors; reshaping that to NCHW would copy every map)."""
+        """Reads the layer's output through a view in its own memory layout.
+
+        ESPNet runs channels-last on CPU when fed ``preprocess``'s tensors; reshaping that to NCHW would copy
+        every map.
+        """
         index, nhwc_index = f"index_{i}", f"nhwc_index_{i}"
 
         def hook(_module, _inputs, output):

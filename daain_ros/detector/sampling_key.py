@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The secret sampling key: a blue-noise subset of ESPNet's activation space (DAAIN, arXiv 2105.14638).
 
 The activation space is every hooked layer's output nearest-upsampled to the network input size and

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Fitted per-dimension standardisation of the sampled activations, before the flow.
 
 Dimensions that barely vary on the fit frames (a PReLU that is always zero at a sampled position) get a

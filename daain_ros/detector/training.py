@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Training one detector on activations: standardiser, flow (its best epoch on validation) and head."""
 
 import torch
@@ -7,8 +13,10 @@ from daain_ros.detector.flow import fit_flow, negative_log_likelihood
 
 
 def train_detector(key, config, flow_config, train, valid, progress, anomalous=None):
-    """A detector trained on ``train`` activations (keeping the epoch best on ``valid``, unless None); the
-    supervised head also learns from ``anomalous`` activations."""
+    """A detector trained on ``train`` activations (keeping the epoch best on ``valid``, unless None).
+
+    The supervised head also learns from ``anomalous`` activations.
+    """
     detector = DaainDetector(key, config.head, flow_config).to(train.device)
     detector.standardizer.fit(train)
     summary = fit_flow(detector.flow, detector.standardizer(train),

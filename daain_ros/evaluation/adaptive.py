@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """An adaptive attacker who also keeps a DAAIN detector quiet: is the secret sampling key worth keeping?
 
 DAAIN argues that an attacker without the detector and its key cannot backpropagate through it. The

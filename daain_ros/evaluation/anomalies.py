@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """One registry over adversarial attacks and corruptions: every way an evaluation perturbs clean frames."""
 
 from collections import defaultdict
@@ -37,8 +43,11 @@ def perturb(kind, images_bgr, *, severity=3, eps=DEFAULT_EPS, model=None, size=D
 
 
 def perturb_each_size(kind, images_bgr, **options):
-    """:func:`perturb` for images of mixed sizes: attacks other than ``uap`` run once per image size
-    (a batch needs one size); corruptions and ``uap`` (fitted on all the images) take the whole list."""
+    """:func:`perturb` for images of mixed sizes.
+
+    Attacks other than ``uap`` run once per image size (a batch needs one size); corruptions and ``uap`` (fitted on
+    all the images) take the whole list.
+    """
     if kind == "uap" or not is_attack(kind):
         return perturb(kind, images_bgr, **options)
     by_shape = defaultdict(list)

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """L-infinity adversarial attacks on ESPNet through the full official preprocessing.
 
 The perturbation lives on the camera image (any size, [0, 1] units, budget ``eps``): the network input is

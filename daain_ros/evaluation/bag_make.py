@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Rosbag2 bags of footage with labelled anomalies (``daain bag from-video`` and ``from-images``).
 
 Frames become sensor_msgs/msg/Image on the options' ``topic`` (and with ``compressed`` also JPEG

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Replay a bag's image topic through the detector offline, batched, without DDS (``daain bag evaluate``).
 
 Frames stream from the bag in batches of ``batch_size``; each gets a row in ``frames.csv`` and its
@@ -73,15 +79,15 @@ class Evaluation:
         self.debounce, self.records = debounce, records
         self.first_ns = self.out_bag = self.rows = None
 
-    def replay(self, bag, count, out, batch_size):
+    def replay(self, bag, count, out, batch_size, progress=True):
         """Writes ``OUT/frames.csv`` and the output bag; removes the table when the replay fails part-way."""
         csv_path = out / FRAMES_FILE
         try:
             with OutputBag(out / OUTPUT_BAG) as out_bag, open(csv_path, "w", newline="") as table:
                 self.out_bag, self.rows = out_bag, csv.writer(table)
                 self.rows.writerow(COLUMNS)
-                with tqdm(total=count, desc=f"evaluate {self.topic}", unit="frame") as progress:
-                    self._run(read_images(bag, self.topic), batch_size, progress)
+                with tqdm(total=count, desc=f"evaluate {self.topic}", unit="frame", disable=not progress) as bar:
+                    self._run(read_images(bag, self.topic), batch_size, bar)
         except BaseException:
             csv_path.unlink(missing_ok=True)  # a half table would read as a finished evaluation
             raise
@@ -125,7 +131,7 @@ class Evaluation:
 
 
 def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshold=None, debounce_k=1,
-                 debounce_n=1, batch_size=8, device="auto"):
+                 debounce_n=1, batch_size=8, device="auto", pipeline=None, argv=None, progress=True):
     """Scores every frame of a bag's image topic and writes the evaluation to ``out``; returns its summary.
 
     Writes ``frames.csv``, the output bag ``OUT/bag`` (which must not exist), ``summary.json``,
@@ -135,6 +141,11 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
     :param labels: anomaly labels file; default ``BAG/labels.json`` when present.
     :param threshold: overrides the detector's calibrated threshold.
     :param debounce_k: the flag rises while ``debounce_k`` of the last ``debounce_n`` frames are anomalous.
+    :param pipeline: a :class:`~daain_ros.pipeline.Pipeline` already loaded from ``model`` and ``detector``
+        (a fleet worker loads it once for many bags); it carries its own device and threshold, so ``device``
+        is unused and ``threshold`` must be None. Default: loaded here.
+    :param argv: the command line recorded in the provenance (default ``sys.argv``).
+    :param progress: show a progress bar of the frames.
     :returns: the summary of :func:`daain_ros.evaluation.bag_report.write` (as in ``summary.json``).
     :raises UnreadableBagError: when no frame could be read (the files are written all the same).
     """
@@ -150,12 +161,16 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
     topic, count = image_topic(bag, topic or (labels.topic if labels is not None else None))
     if (out / OUTPUT_BAG).exists():
         raise DataSourceError(f"{out / OUTPUT_BAG} exists already: evaluate into a new --out directory")
-    origin = provenance()
-    pipeline = Pipeline.load(model, detector, device, threshold)
+    if pipeline is not None and threshold is not None:
+        raise DaainError(f"threshold {threshold} with an already loaded pipeline: expected None (the pipeline's "
+                         f"threshold, {pipeline.threshold:.6g}, is set when it is loaded)")
+    origin = provenance(argv)
+    if pipeline is None:
+        pipeline = Pipeline.load(model, detector, device, threshold)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     evaluation = Evaluation(pipeline, topic, labels, debounce, bag_report.FrameRecords())
-    evaluation.replay(bag, count, out, batch_size)
+    evaluation.replay(bag, count, out, batch_size, progress)
     setup = dict(bag=str(bag), topic=topic, model=str(model), detector=str(detector),
                  labels=None if labels_path is None else str(labels_path), device=str(pipeline.device),
                  batch_size=batch_size, threshold=pipeline.threshold,

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """What ``daain bag evaluate`` concludes from its per-frame records: summary.json, report.md, scores.png.
 
 Flags count every frame, so an unreadable frame (flagged, fail closed) counts as flagged; AUROC, AUPR
@@ -145,8 +151,9 @@ def _overview(summary):
     span = f"{run['frames']} frames, {run['start_s']:.2f}-{run['end_s']:.2f} s" if run["frames"] else "none"
     latency = " / ".join(_number(lat[key], ".1f") for key in ("mean", "median", "p95"))
     debounce = summary["debounce"]
-    return [f"Bag `{summary['bag']}`, topic `{summary['topic']}`. Detector `{summary['detector']}` on `{summary['model']}`, {summary['device']}, batch "
-            f"{summary['batch_size']}, threshold {summary['threshold']:.6g}, debounce {debounce['k']} of "
+    return [f"Bag `{summary['bag']}`, topic `{summary['topic']}`. Detector `{summary['detector']}` on "
+            f"`{summary['model']}`, {summary['device']}, batch {summary['batch_size']}, threshold "
+            f"{summary['threshold']:.6g}, debounce {debounce['k']} of "
             f"{debounce['n']}; labels: `{summary['labels']}`.", "",
             "| frames | unreadable | flagged | debounced flagged | longest flagged run | "
             "latency ms (mean / median / p95) | frames/s |", "|---|---|---|---|---|---|---|",
@@ -243,19 +250,20 @@ def plot(path, records, labels, threshold):
     plt.close(fig)
 
 
-def _json_safe(value):
+def json_safe(value):
+    """The value with non-finite floats as None, so JSON readers other than Python's accept it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write(out_dir, records, labels, setup):
     """Writes summary.json, report.md and scores.png into ``out_dir``; returns the summary."""
-    summary = _json_safe(dict(summarize(records, labels, setup), out=str(out_dir)))
+    summary = json_safe(dict(summarize(records, labels, setup), out=str(out_dir)))
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     (out_dir / REPORT_FILE).write_text(markdown(summary))
     plot(out_dir / PLOT_FILE, records, labels, setup["threshold"])

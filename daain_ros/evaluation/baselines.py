@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Per-image anomaly scores of the segmentation network itself: the baselines DAAIN is compared with.
 
 Each score is higher for more anomalous images and aggregates per-pixel values by their mean over the
@@ -21,8 +27,11 @@ def _check_logits(logits):
 
 
 class MaxSoftmax:
-    """1 - mean max-softmax probability (Hendrycks and Gimpel, "A Baseline for Detecting Misclassified
-    and Out-of-Distribution Examples in Neural Networks", ICLR 2017)."""
+    """1 - mean max-softmax probability.
+
+    Hendrycks and Gimpel, "A Baseline for Detecting Misclassified and Out-of-Distribution Examples in Neural
+    Networks", ICLR 2017.
+    """
 
     def fit(self, *args, **kwargs):
         return self
@@ -32,8 +41,10 @@ class MaxSoftmax:
 
 
 class MaxLogit:
-    """Negated mean max logit (Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World
-    Settings", ICML 2022)."""
+    """Negated mean max logit.
+
+    Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World Settings", ICML 2022.
+    """
 
     def fit(self, *args, **kwargs):
         return self
@@ -64,8 +75,9 @@ def encoder_of(model):
 
 
 class MCDropout:
-    """Mean per-pixel entropy of the mean softmax over ``passes`` forwards with dropout switched on (Gal
-    and Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016).
+    """Mean per-pixel entropy of the mean softmax over ``passes`` forwards with dropout switched on.
+
+    Gal and Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
 
     The official ESPNet has no dropout, so element-wise dropout with rate ``p`` is inserted at inference
     only, on the encoder's last features (the output of ``b3``, which feed the classifier and the decoder),
@@ -103,8 +115,9 @@ class MCDropout:
 
 
 class Mahalanobis(nn.Module):
-    """Squared Mahalanobis distance of pooled encoder features to the clean frames' Gaussian, with a
-    Ledoit-Wolf shrunk covariance (Lee et al., "A Simple Unified Framework for Detecting
+    """Squared Mahalanobis distance of pooled encoder features to the clean frames' Gaussian.
+
+    With a Ledoit-Wolf shrunk covariance (Lee et al., "A Simple Unified Framework for Detecting
     Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018; one Gaussian, not one per class,
     since a segmentation image has no single class).
 

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Procedural image corruptions with a severity 1-5: out-of-distribution inputs a camera can produce.
 
 In the spirit of ImageNet-C (Hendrycks and Dietterich, "Benchmarking Neural Network Robustness to

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The numbers every report computes the same way: detection metrics, segmentation mIoU and ratios.
 
 Detection metrics take per-image anomaly scores (higher = more anomalous; anomalous is the positive class)

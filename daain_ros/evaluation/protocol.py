@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """DAAIN against the usual scores, on every anomaly kind: the numbers behind ``daain evaluate``.
 
 All images are first brought to the network size as uint8, so a corruption's severity and an attack's
@@ -43,8 +49,10 @@ def at_network_size(images_bgr, size):
 
 
 class Scorer:
-    """Runs the pipeline's monitored forward once per batch and derives every method's score from it: DAAIN's
-    from the sampled activations, the baselines' (``baseline_scores``) from the logits and pooled features."""
+    """Runs the pipeline's monitored forward once per batch and derives every method's score from it.
+
+    DAAIN's from the sampled activations, the baselines' (``baseline_scores``) from the logits and pooled features.
+    """
 
     def __init__(self, pipeline, mahalanobis=None, mc_passes=4, seed=0):
         self.pipeline = pipeline
@@ -66,7 +74,7 @@ class Scorer:
         return preprocess(images, self.pipeline.size, self.pipeline.device)
 
     def score(self, images, batch_size=8):
-        """dict method -> scores (float64, one per image) and the predicted labels."""
+        """The scores, as dict method -> scores (float64, one per image), and the predicted labels."""
         out = {m: [] for m in METHODS}
         labels = []
         for start in range(0, len(images), batch_size):

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Writes an evaluation: ``results.json`` (every number), ``report.md`` (the table) and PNG plots."""
 
 import json
@@ -129,7 +135,10 @@ def markdown(document, level=2, figures=""):
         lines += [f"{sub} Adaptive attacker: is the key a secret worth keeping?", "",
                   "PGD that also keeps a detector below its threshold. `surrogate`: the attacker fitted the same "
                   "recipe with another key on the same frames; `white-box`: the attacker has the real key. "
-                  "Columns are the real detector's.", "",
+                  "Columns are the real detector's. This attacker is weak (ten sign steps; its detector term, "
+                  "log1p of the excess score with weight 1 beside an unbounded cross-entropy, barely moves the "
+                  "gradient's sign): a white-box attacker with a balanced loss was measured to evade the detector, "
+                  "so these rows are no evidence of what the key buys.", "",
                   "| attacker | eps | frames | AUROC | flagged | pixel agreement |", "|---|---|---|---|---|---|"]
         lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['auroc']:.3f} | "
                   f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in document["adaptive"]]

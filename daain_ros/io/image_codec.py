@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """sensor_msgs Image and CompressedImage <-> BGR arrays, without ROS.
 
 PyPI's cv-bridge is a ROS 1 port that breaks with numpy 2, and the node, the bag tools and the tests

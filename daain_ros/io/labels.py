@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Ground truth of a bag with injected anomalies: ``labels.json`` inside the bag directory.
 
 rosbag2 tools ignore files they did not write, so the labels travel with the bag. A segment covers the

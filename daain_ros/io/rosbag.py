@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Writing and streaming rosbag2 bags (mcap or sqlite3) with ``rosbags``, without a ROS install.
 
 Bags are rosbag2 version 9 with the standard ``metadata.yaml``, so ``ros2 bag info/play`` (Jazzy and
@@ -156,8 +162,9 @@ def check_topics(path, topics, wanted, msgtypes=None):
 
 
 def image_topic(path, topic=None, hint="--topic"):
-    """The image topic to read and its message count: ``topic``, else the bag's one Image topic, else its
-    one CompressedImage topic.
+    """The image topic to read and its message count.
+
+    ``topic``, else the bag's one Image topic, else its one CompressedImage topic.
 
     :param hint: how the user names a topic, for the error when the bag leaves the choice open.
     """

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Where frames for fitting and scoring come from: image files, folders, videos, rosbags, Cityscapes.
 
 :func:`open_source` turns a spec string into a re-iterable, streaming source of :class:`Frame` (BGR
@@ -225,6 +231,23 @@ def bag(path, topic=None, frames=None):
             yield Frame(name, record.index, record.stamp_ns, record.image)
 
     return FrameSource(name, generate, _selected(count, frames), None, frames)
+
+
+def check_every(every):
+    """Validates a frame stride (``--every``): a positive integer."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise DataSourceError(f"--every {every!r}: expected a positive number of frames")
+    return every
+
+
+def every_kth(source, every=1):
+    """The frames of ``source`` whose position in its range is a multiple of ``every`` (``--every``).
+
+    :raises DataSourceError: when ``every`` is not a positive integer.
+    """
+    check_every(every)
+    start = source.frames.start or 0
+    return (frame for frame in source if (frame.index - start) % every == 0)
 
 
 def _is_bag(path):

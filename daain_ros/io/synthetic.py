@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Procedural street scenes with their exact Cityscapes train-id maps: data for the default model and demo.
 
 A pinhole camera at ``height`` above flat ground looks down a gently curving road. Ground pixels are

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Publish a bag's messages with rclpy on their recorded timing, like ``ros2 bag play`` (``daain bag play``).
 
 Messages go out in log-time order, message ``i`` at ``(log_ns[i] - log_ns[0]) / rate`` after the start

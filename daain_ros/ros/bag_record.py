@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Record live topics with rclpy into a rosbag2 bag, like ``ros2 bag record`` (``daain bag record``).
 
 A topic is subscribed once a publisher of it appears, with its publishers' message type, and its

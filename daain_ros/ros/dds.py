@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """rclpy plumbing shared by ``daain bag play`` and ``daain bag record``.
 
 The large-frame Fast DDS profile the node uses, an rclpy context whose shutdown we control (SIGINT and

@@ -1,5 +1,13 @@
-"""The packaged Fast DDS profile: a 16 MB shared-memory segment, so 1024x512 frames at 30 Hz all arrive
-(best effort with Fast DDS's defaults delivered about half of them).
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The packaged Fast DDS profile.
+
+A 16 MB shared-memory segment, so 1024x512 frames at 30 Hz all arrive (best effort with Fast DDS's defaults delivered
+about half of them).
 
 Imports neither rclpy nor torch: processes call :func:`use_fastdds_profile` before their first participant.
 """

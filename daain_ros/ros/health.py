@@ -1,8 +1,14 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """What the node says about each frame, or about missing frames: the flag, a diagnostic level and why.
 
 ROS-free, so the fail-closed rules are plain functions: every verdict that could not judge a frame
-(no input, an undecodable message, a processing error, a non-finite score) carries ``anomalous=True``,
-and a raised flag is never reported at a level below ERROR.
+(no input, an undecodable message, a processing error, a non-finite score, a node that is not active)
+carries ``anomalous=True``, and a raised flag is never reported at a level below ERROR.
 """
 
 import math
@@ -60,6 +66,11 @@ def waiting(topic):
     return Verdict(True, STALE, f"no frame received yet on {topic}")
 
 
+def not_judging(why):
+    """The state while the node does not judge (unconfigured, inactive, shut down): flag raised, STALE."""
+    return Verdict(True, STALE, f"not judging: {why}")
+
+
 def stale(silent_s, topic):
     """The verdict when no frame has arrived for ``silent_s`` seconds: flag raised, level STALE."""
     return Verdict(True, STALE, f"no input on {topic} for {silent_s:.2f} s", cause="stale")
@@ -97,7 +108,7 @@ class CauseThrottle:
         self._clock = clock
         self._seen = {}
 
-    def filter(self, cause, message):
+    def filter(self, cause, message):  # noqa: A003 (a method: it shadows nothing where it is called)
         """The line to log for ``message``, or None while ``cause`` was let through < ``period`` s ago."""
         now = self._clock()
         last, suppressed = self._seen.get(cause, (None, 0))

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """A DDS client of ``detector_node``: publishes stamped camera frames and notes when each one is judged.
 
 The flag (a Bool) carries no stamp, so a frame counts as judged when its ``/diagnostics`` status, which

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Starting and stopping the package's own programs as child processes (the demo, the benchmark, tests).
 
 ROS-free: the children run rclpy, this module only builds their command lines, starts them with their
@@ -31,7 +37,8 @@ def node_command(image_topic, *ros_args, **params):
 
 
 class ChildProcess:
-    """A program in its own process, its output (after its command line) in a log file, always stopped:
+    """A program in its own process, its output (after its command line) in a log file, always stopped.
+
     SIGINT first, as Ctrl-C or ``ros2 launch`` would, so a node shuts down cleanly, then SIGKILL.
 
     A context manager that stops the program on leaving; :meth:`stop` may come earlier.
@@ -63,8 +70,10 @@ class ChildProcess:
         return self.process.returncode
 
     def log_tail(self, lines=1):
-        """The last ``lines`` non-blank lines of the log (the command line when it printed nothing), joined
-        by `` | ``."""
+        """The last ``lines`` non-blank lines of the log, joined by `` | ``.
+
+        The command line when the program printed nothing.
+        """
         text = self.log_path.read_text(errors="replace")
         return " | ".join([line for line in text.splitlines() if line.strip()][-lines:])
 

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The QoS names and profiles the node, bag play and bag record share, so a setting means the same in each."""
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """Cityscapes train ids as ESPNet predicts them: names, palette and the colour overlay."""
 
 import numpy as np
@@ -21,7 +27,7 @@ PALETTE_RGB = np.array([
 
 
 def colorize(train_ids):
-    """HxW train ids to an HxWx3 RGB palette image."""
+    """The RGB palette image (H x W x 3) of H x W train ids."""
     return PALETTE_RGB[np.asarray(train_ids)]
 
 

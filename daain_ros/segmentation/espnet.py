@@ -1,5 +1,12 @@
-"""ESPNet and ESPNet-C (Mehta et al., "ESPNet: Efficient Spatial Pyramid of Dilated Convolutions for
-Semantic Segmentation", ECCV 2018), wired so the official Cityscapes checkpoints load with ``strict=True``.
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""ESPNet and ESPNet-C, wired so the official Cityscapes checkpoints load with ``strict=True``.
+
+Mehta et al., "ESPNet: Efficient Spatial Pyramid of Dilated Convolutions for Semantic Segmentation", ECCV 2018.
 
 Parameter names follow the official state dicts (``encoder.level2.0.d4.conv.weight`` ...); the decoder is
 the variant of the official ``test/Model.py`` (its ``conv`` sees 16 + classes channels). Unlike the

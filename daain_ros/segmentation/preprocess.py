@@ -1,3 +1,9 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
 """The official ESPNet input pipeline, split so attacks can differentiate through its second half.
 
 Official order: BGR float, subtract the BGR mean, divide by the BGR std, resize (bilinear), divide by

@@ -1,0 +1,84 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The node's model: loaded and checked at configure, run on each frame at one edge, freed at cleanup.
+
+Every failure of a frame becomes a verdict with the flag raised, so the node fails closed and never dies
+on a message.
+"""
+
+import gc
+
+import numpy as np
+import torch
+
+from daain_ros.errors import DaainError, ImageError
+from daain_ros.pipeline import Pipeline
+from daain_ros.ros import health
+
+#: Clean frames scoring above this quantile of the detector's clean validation scores are WARN.
+WARN_QUANTILE = "0.9"
+
+
+def one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def fitted_size(width, height, fitted, detector_path):
+    """0 takes the detector's fitted size; any other value must equal it."""
+    for name, value, own in (("width", width, fitted[0]), ("height", height, fitted[1])):
+        if value not in (0, own):
+            raise DaainError(f"{detector_path}: detector fitted at {fitted[0]}x{fitted[1]}, but parameter "
+                             f"{name}={value} (expected 0 or {own})")
+    return tuple(fitted)
+
+
+def warn_level(pipeline):
+    """The clean-score quantile above which a normal frame is WARN, from the detector's calibration."""
+    quantiles = pipeline.detector.metadata.get("calibration", {}).get("score_quantiles", {})
+    return quantiles.get(WARN_QUANTILE)
+
+
+def apply_threshold(pipeline, value):
+    """A threshold of 0 or more replaces the detector's calibrated one; a negative one restores it."""
+    pipeline.threshold = value if value >= 0 else float(pipeline.detector.threshold)
+
+
+def load_pipeline(settings, logger):
+    """Loads model and detector, checks the network size, applies the threshold and warms up."""
+    pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device)
+    try:
+        if pipeline.model.subnormals_zeroed:
+            logger.info(f"{pipeline.model.name}: {pipeline.model.subnormals_zeroed} subnormal weights set to zero "
+                        "(they slow CPU kernels down)")
+        width, height = fitted_size(settings.width, settings.height, pipeline.size, settings.detector_path)
+        apply_threshold(pipeline, settings.threshold)
+        pipeline.process([np.zeros((height, width, 3), np.uint8)])
+    except DaainError:
+        pipeline.close()
+        raise
+    return pipeline
+
+
+def free_memory(device):
+    """Returns the memory of a model whose last reference was dropped to the system (CUDA's cache included)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def infer(pipeline, decode, msg):
+    """The processing edge: (image, FrameResult, None), or (None, None, failure verdict)."""
+    try:
+        image = decode(msg)
+        return image, pipeline.process([image])[0], None
+    except ImageError as exc:
+        return None, None, health.failure("input", f"cannot judge frame: {one_line(exc)}")
+    except DaainError as exc:
+        return None, None, health.failure("processing", f"processing failed: {one_line(exc)}")
+    except Exception as exc:  # noqa: BLE001 (the one processing edge: torch/CUDA errors fail closed)
+        return None, None, health.failure("processing", f"processing failed: {type(exc).__name__}: "
+                                                        f"{one_line(exc)}")

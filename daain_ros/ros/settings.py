@@ -1,0 +1,97 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The parameters of ``detector_node``: declared when the node starts, read and checked at each configure.
+
+A configure-time parameter may change only while the node is unconfigured (the next configure reads it);
+``threshold`` and the debounce may change in any state. ``autostart`` is read once, at start-up.
+"""
+
+from dataclasses import dataclass, fields
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
+
+from daain_ros.errors import DaainError
+from daain_ros.ros.debounce import KOfN
+from daain_ros.ros.qos import RELIABILITY
+
+# name -> (default, description)
+PARAMETERS = {
+    "autostart": (True, "configure and activate at start-up; false: wait for a lifecycle manager"),
+    "model_path": ("", "ESPNet checkpoint (.pth or .safetensors) the detector was fitted for"),
+    "detector_path": ("", "detector directory (detector.json + detector.safetensors)"),
+    "device": ("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"),
+    "width": (0, "network input width; 0 = the detector's fitted width, otherwise it must equal it"),
+    "height": (0, "network input height; 0 = the detector's fitted height, otherwise it must equal it"),
+    "image_reliability": ("best_effort", "QoS reliability of the image subscription: best_effort (sensor "
+                                         "data) or reliable"),
+    "image_transport": ("raw", "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
+                               "on 'image/compressed'"),
+    "threshold": (-1.0, "anomaly threshold on the score; negative = the detector's calibrated one"),
+    "debounce_k": (1, "the flag is raised while at least k of the last n frames are anomalous"),
+    "debounce_n": (1, "length n of the debounce window (k <= n)"),
+    "stale_timeout": (0.5, "seconds without input before the node reports STALE and anomaly true"),
+    "publish_color": (False, "also publish daain/segmentation/color, an rgb8 palette overlay"),
+}
+READ_ONLY = frozenset({"autostart"})
+RUN_TIME = frozenset({"threshold", "debounce_k", "debounce_n"})
+CONFIGURE_TIME = frozenset(PARAMETERS) - READ_ONLY - RUN_TIME
+TRANSPORTS = ("raw", "compressed")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise DaainError(f"parameter {name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters one configure works with; :meth:`read` refuses values the node cannot run with."""
+
+    model_path: str
+    detector_path: str
+    device: str
+    width: int
+    height: int
+    image_reliability: str
+    image_transport: str
+    threshold: float
+    debounce_k: int
+    debounce_n: int
+    stale_timeout: float
+    publish_color: bool
+
+    @classmethod
+    def read(cls, value):
+        """The settings from ``value(name)``, the parameter's current value; raises ``DaainError``."""
+        settings = cls(**{field.name: value(field.name) for field in fields(cls)})
+        for name in ("model_path", "detector_path"):
+            if not getattr(settings, name):
+                raise DaainError(f"parameter {name} is empty: expected a path (see config/detector.yaml)")
+        if not settings.stale_timeout > 0:
+            raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected > 0 s")
+        check_choice("image_transport", settings.image_transport, TRANSPORTS)
+        check_choice("image_reliability", settings.image_reliability, RELIABILITY)
+        settings.debounce()
+        return settings
+
+    def debounce(self):
+        return KOfN(self.debounce_k, self.debounce_n)
+
+    def image_qos(self):
+        """Sensor-data QoS (keep last 5, volatile) with the configured reliability."""
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=RELIABILITY[self.image_reliability],
+                          durability=DurabilityPolicy.VOLATILE)
+
+
+def refused_change(names, configured):
+    """Why a change of the parameters ``names`` is refused now, or None when it is allowed."""
+    fixed = sorted(set(names) & CONFIGURE_TIME) if configured else []
+    if fixed:
+        return (f"{', '.join(fixed)}: read at configure; change while unconfigured (deactivate and clean up, "
+                "then configure again)")
+    return None

@@ -1,0 +1,152 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""detector_node as a managed node, with the packaged default model and detector.
+
+One node process started with ``autostart: false`` and a missing model is driven through its lifecycle
+by a real rclpy client over its lifecycle and parameter services; the tests run in file order, each
+starting in the state the previous one left. A second test builds the node in this process to check
+that cleanup frees the model.
+"""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from node_harness import Client, start_node
+from rclpy.context import Context
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE
+from daain_ros.pipeline import Pipeline
+from daain_ros.ros.node import DetectorNode
+
+MODEL, DETECTOR = DEFAULT_DIR / MODEL_FILE, DEFAULT_DIR / "detector"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def managed(tmp_path_factory):
+    """(process, client, log path, missing model path) of a node waiting unconfigured."""
+    log = tmp_path_factory.mktemp("detector_node_lifecycle") / "node.log"
+    missing = log.parent / "missing.safetensors"
+    child = start_node(log, autostart=False, model_path=missing, detector_path=DETECTOR, device="cpu",
+                       image_reliability="reliable", stale_timeout=5.0)
+    client = Client("daain_lifecycle_client")
+    try:
+        assert client.spin_until(lambda: child.process.poll() is not None or client.anomaly, 60), "no flag"
+        yield child.process, client, log, missing
+    finally:
+        client.close()
+        child.stop()
+
+
+def last_status(client, since):
+    assert client.spin_until(lambda: len(client.statuses) > since, 10.0), "no diagnostic"
+    return client.statuses[-1]
+
+
+def judged(client):
+    """Sends a frame and returns its verdict."""
+    frame = np.random.default_rng(len(client.statuses)).integers(0, 256, (256, 512, 3), np.uint8)
+    return client.verdict(client.send_frame(frame), timeout=30.0)
+
+
+def test_unconfigured_node_raises_the_flag_and_takes_no_frames(managed):
+    process, client, log, _ = managed
+    assert client.lifecycle_state() == "unconfigured"
+    status = last_status(client, 0)
+    assert (status["level"], status["message"]) == ("STALE", "not judging: unconfigured")
+    assert set(client.anomaly) == {True}
+    assert client.image_pub.get_subscription_count() == 0
+
+
+def test_failed_configure_logs_one_line_and_stays_unconfigured(managed):
+    process, client, log, missing = managed
+    statuses = len(client.statuses)
+    assert not client.transition("configure")
+    assert client.lifecycle_state() == "unconfigured" and process.poll() is None
+    status = last_status(client, statuses)
+    assert status["level"] == "ERROR" and status["message"].startswith(f"cannot start: {missing}"), status
+    assert client.anomaly[-1] is True
+    errors = [line for line in log.read_text().splitlines() if "ERROR" in line or "FATAL" in line]
+    assert len(errors) == 1 and "cannot start" in errors[0] and str(missing) in errors[0], errors
+
+
+def test_configure_activate_deactivate_and_activate_again(managed):
+    process, client, log, _ = managed
+    assert client.set_parameters(model_path=MODEL).successful  # unconfigured: configure-time parameters change
+    statuses = len(client.statuses)
+    assert client.transition("configure")
+    assert client.lifecycle_state() == "inactive"
+    assert last_status(client, statuses)["message"].startswith("not judging: inactive")
+    assert client.anomaly[-1] is True
+    refused = client.set_parameters(stale_timeout=2.0)
+    assert not refused.successful and "read at configure" in refused.reason
+    assert client.set_parameters(debounce_k=1, debounce_n=2).successful  # run-time parameters change
+
+    assert client.transition("activate")
+    assert client.spin_until(lambda: client.image_pub.get_subscription_count() == 1, 10.0)
+    verdict = judged(client)
+    assert np.isfinite(float(verdict["score"])) and verdict["level"] in ("OK", "WARN", "ERROR"), verdict
+    assert client.spin_until(lambda: verdict["frame stamp"] in client.segmentation, 5.0)
+
+    flags, statuses = len(client.anomaly), len(client.statuses)
+    assert client.transition("deactivate")
+    assert client.lifecycle_state() == "inactive"
+    assert client.anomaly_after(flags, True)
+    status = last_status(client, statuses)
+    assert (status["level"], status["message"]) == ("STALE", "not judging: inactive (deactivated)"), status
+    assert client.spin_until(lambda: client.image_pub.get_subscription_count() == 0, 10.0)
+
+    assert client.transition("activate")
+    assert np.isfinite(float(judged(client)["score"]))
+
+
+def test_cleanup_then_shutdown_ends_the_process_cleanly(managed):
+    process, client, log, _ = managed
+    assert client.transition("deactivate")
+    statuses = len(client.statuses)
+    assert client.transition("cleanup")
+    assert client.lifecycle_state() == "unconfigured"
+    assert last_status(client, statuses)["message"] == "not judging: unconfigured (cleaned up)"
+    assert client.anomaly[-1] is True
+    assert client.transition("shutdown")
+    assert process.wait(timeout=15) == 0, log.read_text()[-2000:]
+    assert client.anomaly[-1] is True
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_cleanup_frees_the_model(device):
+    """After configure, activate, deactivate and cleanup no reference to the model is left, nor CUDA memory."""
+    context = Context()
+    rclpy.init(context=context)
+    node = DetectorNode(context=context, parameter_overrides=[
+        Parameter("model_path", value=str(MODEL)), Parameter("detector_path", value=str(DETECTOR)),
+        Parameter("device", value=device)])
+    try:
+        cuda = device == "cuda"
+        before, reserved = (torch.cuda.memory_allocated(), torch.cuda.memory_reserved()) if cuda else (0, 0)
+        older = {id(obj) for obj in gc.get_objects() if type(obj) is Pipeline}
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        pipelines = [weakref.ref(obj) for obj in gc.get_objects() if type(obj) is Pipeline and id(obj) not in older]
+        assert len(pipelines) == 1
+        if cuda:
+            assert torch.cuda.memory_allocated() > before
+        for transition in (node.trigger_activate, node.trigger_deactivate, node.trigger_cleanup):
+            assert transition() == TransitionCallbackReturn.SUCCESS, transition.__name__
+        assert all(pipeline() is None for pipeline in pipelines), "the model outlived cleanup"
+        if cuda:
+            assert torch.cuda.memory_allocated() == before
+            assert torch.cuda.memory_reserved() <= reserved, "cleanup left CUDA's cache holding the model"
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -14,6 +14,7 @@ flag says anomaly = true. States, topics, parameters and the fail-closed rules: 
 """
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -54,6 +55,8 @@ class DetectorNode(LifecycleNode):
             self.declare_parameter(name, default, ParameterDescriptor(description=description,
                                                                       read_only=name in READ_ONLY))
         self.finished = Future()  # done when the node is shut down (finalized)
+        # Loading, warm-up and every frame run on this one thread (see FrameJudge: one OpenMP team).
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daain_inference")
         self._verdicts = VerdictPublisher(self)
         self._judge = self._sub = self._timer = None
         self.add_on_set_parameters_callback(self._check_parameters)
@@ -72,14 +75,15 @@ class DetectorNode(LifecycleNode):
     def on_configure(self, state):
         try:
             settings = Settings.read(self._param)
-            pipeline = load_pipeline(settings, self.get_logger())
+            pipeline = self._inference.submit(load_pipeline, settings, self.get_logger()).result()
         except DaainError as exc:  # stays unconfigured; the reason is logged once and in the diagnostic
             reason = f"cannot start: {one_line(exc)}"
             self.get_logger().error(reason)
             self._report(health.failure(None, reason))
             return FAILURE
         topic, _, decode = TRANSPORTS[settings.image_transport]
-        self._judge = FrameJudge(self, settings, pipeline, decode, self._verdicts, self.resolve_topic_name(topic))
+        self._judge = FrameJudge(self, settings, pipeline, decode, self._verdicts, self.resolve_topic_name(topic),
+                                 self._inference)
         self._report(health.not_judging("inactive (configured, waiting for activate)"))
         return SUCCESS
 
@@ -173,6 +177,7 @@ class DetectorNode(LifecycleNode):
 
     def destroy_node(self):
         self._release()
+        self._inference.shutdown(wait=False)
         super().destroy_node()
 
 

@@ -41,3 +41,8 @@ class ResultFileError(DaainError):
 
 class FleetError(DaainError):
     """A fleet run cannot start or go on: no bags, no cluster, no worker, a fit shard that failed twice."""
+
+
+def one_line(exc):
+    """An exception's message on one line (its type name when it has none): for logs and CLI errors."""
+    return " ".join(str(exc).split()) or type(exc).__name__

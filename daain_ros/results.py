@@ -21,7 +21,7 @@ from pathlib import Path
 
 from daain_ros.bench import report as bench_report
 from daain_ros.demo import report as demo_report
-from daain_ros.errors import ResultFileError
+from daain_ros.errors import ResultFileError, one_line
 from daain_ros.evaluation import bag_report
 from daain_ros.evaluation import report as evaluation_report
 from daain_ros.fleet import report as fleet_report
@@ -93,7 +93,7 @@ def load_result(path):
     try:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ResultFileError(f"{path}: not a JSON result ({' '.join(str(exc).split())})") from exc
+        raise ResultFileError(f"{path}: not a JSON result ({one_line(exc)})") from exc
     keys = set(document) if isinstance(document, dict) else set()
     kind = next((kind for kind in KINDS if kind.keys <= keys), None)
     if kind is None:
@@ -127,7 +127,7 @@ def section(result, out_dir, figures_dir, level=2):
         body = result.kind.render(result.document, level + 1, prefix)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultFileError(f"{result.path}: an incomplete {result.kind.name} result "
-                              f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
+                              f"({type(exc).__name__}: {one_line(exc)})") from exc
     return "\n".join([*lines, "", body.rstrip("\n"), ""])
 
 

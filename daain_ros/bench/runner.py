@@ -33,7 +33,7 @@ from daain_ros.detector.fit import FitConfig
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.monitor import probe_layers
 from daain_ros.detector.sampling_key import SamplingKey
-from daain_ros.errors import DaainError
+from daain_ros.errors import DaainError, one_line
 from daain_ros.evaluation.metrics import ratio
 from daain_ros.pipeline import Pipeline
 from daain_ros.provenance import machine_info, provenance
@@ -245,7 +245,7 @@ def run_node(config, size, detector_dir, device):
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
                           config.threads, config.quick, device)
     except DaainError as exc:
-        return {**EMPTY, "error": " ".join(str(exc).split())}
+        return {**EMPTY, "error": one_line(exc)}
 
 
 def bench_case(config, size, batch, device, detector_dir, result):

@@ -16,7 +16,7 @@ import importlib
 import logging
 import sys
 
-from daain_ros.errors import DaainError
+from daain_ros.errors import DaainError, one_line
 from daain_ros.segmentation.subnormal import flush_denormals
 
 COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "fleet", "perturb", "report", "score", "segment",
@@ -38,7 +38,7 @@ def main(argv=None):
     try:
         return args.run(args) or 0
     except DaainError as exc:
-        print(f"daain {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"daain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

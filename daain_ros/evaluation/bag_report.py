@@ -138,18 +138,20 @@ def summarize(records, labels, setup):
     return summary
 
 
-def _number(value, fmt=".3f"):
+def number(value, fmt=".3f"):
+    """A figure for a report table; an em dash where there is none."""
     return "—" if value is None else format(value, fmt)
 
 
-def _percent(value):
+def percent(value):
+    """A share as a percentage for a report table; an em dash where there is none."""
     return "—" if value is None else f"{value:.1%}"
 
 
 def _overview(summary):
     run, lat = summary["longest_flagged_run"], summary["latency_ms"]
     span = f"{run['frames']} frames, {run['start_s']:.2f}-{run['end_s']:.2f} s" if run["frames"] else "none"
-    latency = " / ".join(_number(lat[key], ".1f") for key in ("mean", "median", "p95"))
+    latency = " / ".join(number(lat[key], ".1f") for key in ("mean", "median", "p95"))
     debounce = summary["debounce"]
     return [f"Bag `{summary['bag']}`, topic `{summary['topic']}`. Detector `{summary['detector']}` on "
             f"`{summary['model']}`, {summary['device']}, batch {summary['batch_size']}, threshold "
@@ -158,9 +160,9 @@ def _overview(summary):
             "| frames | unreadable | flagged | debounced flagged | longest flagged run | "
             "latency ms (mean / median / p95) | frames/s |", "|---|---|---|---|---|---|---|",
             f"| {summary['frames']} | {summary['unreadable']} | {summary['flagged']} "
-            f"({_percent(summary['flagged_share'])}) | {summary['debounced_flagged']} "
-            f"({_percent(summary['debounced_share'])}) | {span} | {latency} | "
-            f"{_number(summary['frames_per_s'], '.2f')} |", "",
+            f"({percent(summary['flagged_share'])}) | {summary['debounced_flagged']} "
+            f"({percent(summary['debounced_share'])}) | {span} | {latency} | "
+            f"{number(summary['frames_per_s'], '.2f')} |", "",
             "Latency is the processing time per frame: the time of its batch's forward pass (preprocessing, "
             "ESPNet with the monitor, the detector, the copy back) divided by the frames in the batch; "
             "reading, decoding and writing are not included. Unreadable frames count as flagged.", ""]
@@ -169,21 +171,21 @@ def _overview(summary):
 def _labelled(summary, heading):
     clean = summary["clean"]
     lines = [f"Clean frames: {clean['frames']}, flagged {clean['flagged']} "
-             f"({_percent(clean['flagged_share'])}).", ""]
+             f"({percent(clean['flagged_share'])}).", ""]
     if not summary["segments"]:
         return lines
     lines += [f"{heading} Per kind (clean frames against that kind's frames)", "",
               "| kind | clean | anomalous | AUROC | AUPR | FPR95 |", "|---|---|---|---|---|---|"]
     for kind, m in summary["metrics"].items():
-        lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {_number(m['auroc'])} | "
-                     f"{_number(m['aupr'])} | {_number(m['fpr95'], '.2f')} |")
+        lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {number(m['auroc'])} | "
+                     f"{number(m['aupr'])} | {number(m['fpr95'], '.2f')} |")
     lines += ["", f"{heading} Per segment", "", "| segment | frames | flagged | detected | time to first flag |",
               "|---|---|---|---|---|"]
     for s in summary["segments"]:
         first = ("—" if s["first_flag_s"] is None
                  else f"{s['first_flag_s']:.3f} s (+{s['first_flag_frames']} frames)")
         lines.append(f"| {s['kind']}:{s['start']}-{s['end']} | {s['frames']} | {s['flagged']} "
-                     f"({_percent(s['flagged_share'])}) | {'yes' if s['detected'] else 'no'} | {first} |")
+                     f"({percent(s['flagged_share'])}) | {'yes' if s['detected'] else 'no'} | {first} |")
     return lines + ["", "Time to first flag: from the segment's first stamp to the first frame in it with the "
                         "debounced flag raised (what a planner would see).", ""]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import ray
 
-from daain_ros.errors import FleetError
+from daain_ros.errors import FleetError, one_line
 
 LOCAL = "local"
 
@@ -68,7 +68,7 @@ def _init(address, num_cpus):
         ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         raise FleetError(f"--address {address}: cannot start or reach a Ray cluster "
-                         f"({' '.join(str(exc).split())[:300]})") from exc
+                         f"({one_line(exc)[:300]})") from exc
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from daain_ros.errors import FleetError
+from daain_ros.errors import FleetError, one_line
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 _SECTIONS = {"clean": ("max_flagged_percent", "max_run_s"), "labelled": ("detect_within_s",)}
@@ -94,7 +94,7 @@ def read_criteria(path):
     try:
         body = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise FleetError(f"{path}: cannot read criteria ({' '.join(str(exc).split())})") from exc
+        raise FleetError(f"{path}: cannot read criteria ({one_line(exc)})") from exc
     body = {} if body is None else body
     if not isinstance(body, dict):
         raise FleetError(f"{path}: criteria are {type(body).__name__}: expected a mapping")

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import ray
 
-from daain_ros.errors import FleetError
+from daain_ros.errors import FleetError, one_line
 
 RESTARTS = 1
 START_TIMEOUT_S = 600.0
 
 
 def _line(exc, limit=300):
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     return text[:limit] + ("..." if len(text) > limit else "")
 
 

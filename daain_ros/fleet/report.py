@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from daain_ros.evaluation.bag_report import json_safe  # noqa: E402
+from daain_ros.evaluation.bag_report import json_safe, number, percent  # noqa: E402
 from daain_ros.fleet.summary import ROW_KEYS  # noqa: E402
 from daain_ros.provenance import markdown_lines as provenance_lines  # noqa: E402
 
@@ -28,16 +28,8 @@ LISTED_BAGS = 100
 _COLOURS = {"pass": "C2", "fail": "C3", "error": "C7"}
 
 
-def _number(value, fmt=".3f"):
-    return "—" if value is None else format(value, fmt)
-
-
 def _count(number, noun):
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _percent(value):
-    return "—" if value is None else f"{value:.1%}"
 
 
 def _overview(doc):
@@ -52,11 +44,11 @@ def _overview(doc):
             "| bags | passed | failed | errors | evaluated now | skipped (resumed) | clean flag rate | "
             "segments detected | frames/s | workers |", "|---|---|---|---|---|---|---|---|---|---|",
             f"| {counts['bags']} | {verdict['pass']} | {verdict['fail']} | {verdict['error']} | {status['evaluated']} "
-            f"| {status['skipped']} | {_percent(clean['flag_rate'])} of {clean['frames']} frames in "
+            f"| {status['skipped']} | {percent(clean['flag_rate'])} of {clean['frames']} frames in "
             f"{_count(clean['bags'], 'bag')} | {labelled['segments_detected']} of {labelled['segments']} | "
-            f"{_number(throughput['frames_per_s'], '.2f')} | {_workers_line(workers)} |", "",
+            f"{number(throughput['frames_per_s'], '.2f')} | {_workers_line(workers)} |", "",
             f"Throughput: {throughput['frames']} frames evaluated in this run in "
-            f"{_number(throughput['wall_s'], '.1f')} s (Ray start-up, model loading and every bag's reading, "
+            f"{number(throughput['wall_s'], '.1f')} s (Ray start-up, model loading and every bag's reading, "
             "inference and writing included). Unreadable frames count as flagged.", ""]
 
 
@@ -81,8 +73,8 @@ def _metrics(doc, heading):
     lines = [f"{heading} Labelled bags, frames pooled (clean frames against each kind's)", "",
              "| kind | clean | anomalous | AUROC | AUPR | FPR95 |", "|---|---|---|---|---|---|"]
     for kind, m in metrics.items():
-        lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {_number(m['auroc'])} | {_number(m['aupr'])} | "
-                     f"{_number(m['fpr95'], '.2f')} |")
+        lines.append(f"| {kind} | {m['clean']} | {m['anomalous']} | {number(m['auroc'])} | {number(m['aupr'])} | "
+                     f"{number(m['fpr95'], '.2f')} |")
     return lines + [""]
 
 
@@ -90,8 +82,8 @@ def _bag_line(row):
     run = "—" if row["longest_run_s"] is None else f"{row['longest_run_frames']} ({row['longest_run_s']:.2f} s)"
     segments = "—" if not row["segments"] else f"{row['segments_detected']}/{row['segments']}"
     why = "; ".join(row["reasons"]).replace("|", "/")
-    return (f"| {row['name']} | {row['status']} | {row['kind'] or '—'} | {_number(row['frames'], 'd')} | "
-            f"{_percent(row['flag_rate'])} | {run} | {segments} | **{row['verdict']}** | {why} |")
+    return (f"| {row['name']} | {row['status']} | {row['kind'] or '—'} | {number(row['frames'], 'd')} | "
+            f"{percent(row['flag_rate'])} | {run} | {segments} | **{row['verdict']}** | {why} |")
 
 
 def _bags(doc, heading):

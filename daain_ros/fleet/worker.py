@@ -20,13 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from daain_ros.errors import DaainError
+from daain_ros.errors import DaainError, one_line
 from daain_ros.fleet.pool import PoolWorker
 from daain_ros.segmentation.subnormal import flush_denormals
-
-
-def _line(exc):
-    return " ".join(str(exc).split())
 
 
 def _set_up(threads):
@@ -56,7 +52,7 @@ class BagWorker(PoolWorker):
         try:
             self.pipeline = Pipeline.load(model, detector, device, threshold)
         except DaainError as exc:
-            self.error = _line(exc)
+            self.error = one_line(exc)
         self.load_s = time.perf_counter() - started
 
     def describe(self):
@@ -78,9 +74,9 @@ class BagWorker(PoolWorker):
                                              pipeline=self.pipeline, argv=self.argv, progress=False,
                                              **dict(job.options))
         except UnreadableBagError as exc:
-            result.update(summary=exc.summary, error=_line(exc))
+            result.update(summary=exc.summary, error=one_line(exc))
         except DaainError as exc:
-            result["error"] = _line(exc)
+            result["error"] = one_line(exc)
         result["wall_s"] = time.perf_counter() - started
         return result
 
@@ -128,7 +124,7 @@ class ActivationWorker(PoolWorker):
         try:
             self.monitor = ActivationMonitor(load_espnet(model, resolve_device(device)), key)
         except DaainError as exc:
-            self.error = _line(exc)
+            self.error = one_line(exc)
 
     def describe(self):
         """The worker's device and threads."""

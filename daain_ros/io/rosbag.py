@@ -21,7 +21,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from daain_ros.errors import DaainError, DataSourceError, ImageError
+from daain_ros.errors import DaainError, DataSourceError, ImageError, one_line
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg, encode_compressed, encode_image
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -115,10 +115,6 @@ class BagWriter:
         self._write(topic, stamp_ns, typestore().types["std_msgs/msg/Float32"](data=float(value)))
 
 
-def _line(exc):
-    return " ".join(str(exc).split())
-
-
 def _open_reader(path):
     path = Path(path)
     if not path.exists():
@@ -129,7 +125,7 @@ def _open_reader(path):
     except DaainError:
         raise
     except Exception as exc:  # rosbags and its storages raise many kinds on a foreign or broken file
-        raise DataSourceError(f"{path}: cannot be opened as a rosbag2 bag: {_line(exc)}") from exc
+        raise DataSourceError(f"{path}: cannot be opened as a rosbag2 bag: {one_line(exc)}") from exc
     return reader
 
 
@@ -217,7 +213,7 @@ def _deserialized(path, messages, frames):
         except StopIteration:
             return
         except Exception as exc:  # a truncated or corrupt storage file fails mid-stream
-            raise DataSourceError(f"{path}: cannot be read past message {index}: {_line(exc)}") from exc
+            raise DataSourceError(f"{path}: cannot be read past message {index}: {one_line(exc)}") from exc
         if index >= start:
             yield index, log_ns, _deserialize(connection, index, raw)
         index += 1
@@ -228,7 +224,7 @@ def _deserialize(connection, index, raw):
         return typestore().deserialize_cdr(raw, connection.msgtype)
     except Exception as exc:  # CDR decoding of foreign bytes raises struct, index and value errors
         return ImageError(f"{connection.topic} message {index} is not valid {connection.msgtype} CDR: "
-                          f"{_line(exc)}")
+                          f"{one_line(exc)}")
 
 
 @dataclass(frozen=True)
@@ -269,7 +265,7 @@ def read_images(path, topic, frames=None):
         try:
             image = _DECODERS[msg.__msgtype__](msg)
         except ImageError as exc:
-            yield BagImage(index, log_ns, header_ns, error=ImageError(f"{topic} frame {index}: {_line(exc)}"),
+            yield BagImage(index, log_ns, header_ns, error=ImageError(f"{topic} frame {index}: {one_line(exc)}"),
                            msg=msg)
             continue
         yield BagImage(index, log_ns, header_ns, image=image, msg=msg)

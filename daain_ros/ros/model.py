@@ -15,16 +15,12 @@ import gc
 import numpy as np
 import torch
 
-from daain_ros.errors import DaainError, ImageError
+from daain_ros.errors import DaainError, ImageError, one_line
 from daain_ros.pipeline import Pipeline
 from daain_ros.ros import health
 
 #: Clean frames scoring above this quantile of the detector's clean validation scores are WARN.
 WARN_QUANTILE = "0.9"
-
-
-def one_line(exc):
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def fitted_size(width, height, fitted, detector_path):

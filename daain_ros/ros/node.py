@@ -24,13 +24,13 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 
-from daain_ros.errors import DaainError
+from daain_ros.errors import DaainError, one_line
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg
 from daain_ros.ros import health
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.fastdds import use_fastdds_profile
 from daain_ros.ros.judging import FrameJudge
-from daain_ros.ros.model import free_memory, load_pipeline, one_line
+from daain_ros.ros.model import free_memory, load_pipeline
 from daain_ros.ros.outputs import VerdictPublisher
 from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change
 from daain_ros.segmentation.subnormal import flush_denormals

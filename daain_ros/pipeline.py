@@ -4,17 +4,21 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""Segmentation plus detector for whole frames: what the node, ``daain score`` and bag replay run."""
+"""Segmentation plus detector for whole frames: what the node, ``daain score`` and bag replay run.
+
+The monitor runs on a backend chosen by name (:mod:`daain_ros.deploy.backends`): ``torch``, the one-graph
+monitor in PyTorch (the default), or ``onnxruntime``, its ONNX export on ONNX Runtime.
+"""
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from daain_ros.deploy.backends import TorchBackend, check_backend, load_backend
 from daain_ros.detector.artifact import load_detector
-from daain_ros.detector.monitor import ActivationMonitor
 from daain_ros.device import resolve_device
+from daain_ros.errors import DaainError
 from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.segmentation.preprocess import preprocess
 
@@ -33,19 +37,34 @@ class FrameResult:
 
 
 class Pipeline:
-    """ESPNet with the detector's hooks: one forward gives the segmentation and the anomaly score."""
+    """ESPNet monitored by the detector on one backend: one forward gives the segmentation and the anomaly score."""
 
-    def __init__(self, model, detector, threshold=None):
+    def __init__(self, model, detector, threshold=None, backend=None):
         self.model = model
         self.detector = detector
-        self.monitor = ActivationMonitor(model, detector.key)
+        self.backend = TorchBackend(model, detector) if backend is None else backend
         self.threshold = float(detector.threshold) if threshold is None else float(threshold)
 
     @classmethod
-    def load(cls, model_path, detector_path, device="auto", threshold=None):
-        """Loads both files; a missing or mismatched one raises a one-line typed error naming it."""
+    def load(cls, model_path, detector_path, device="auto", threshold=None, backend="torch", threads=None, *,
+             onnx=None, spin=False, compile="auto"):  # noqa: A002 (the option's name)
+        """Loads both files and the backend; a missing or mismatched one raises a one-line typed error naming it.
+
+        :param device: ``auto`` takes CUDA when present, except for ``onnxruntime``, which runs on the CPU.
+        :param backend: ``torch`` or ``onnxruntime`` (:func:`daain_ros.deploy.backends.load_backend`).
+        :param threads: torch's intra-op threads and ONNX Runtime's (None: each library's default).
+        :param onnx: for ``onnxruntime``, a file of ``daain export`` bound to these two files (default: the
+            graph is exported in memory, which takes seconds).
+        :param spin: let ONNX Runtime's idle threads spin (faster on an idle machine, costly under contention).
+        :param compile: ``auto`` (a CUDA graph on CUDA), ``off``, ``cuda-graph`` or ``torch-compile``, for ``torch``.
+        """
+        check_backend(backend, threads)
+        if backend == "onnxruntime" and device == "auto":
+            device = "cpu"
         model = load_espnet(model_path, resolve_device(device))
-        return cls(model, load_detector(detector_path, model), threshold)
+        detector = load_detector(detector_path, model)
+        return cls(model, detector, threshold, load_backend(backend, model, detector, detector_path, threads,
+                                                            onnx, spin, compile))
 
     @property
     def size(self):
@@ -56,17 +75,21 @@ class Pipeline:
         return self.model.device
 
     def infer(self, images_bgr):
-        """Device tensors for a batch of BGR uint8 images of any size: (train ids N x H x W, scores N)."""
-        with torch.inference_mode():
-            logits, activations = self.monitor(preprocess(images_bgr, self.size, self.device))
-            return logits.argmax(1).byte(), self.detector(activations)
+        """Tensors for a batch of BGR uint8 images of any size: (train ids N x H x W, scores N).
+
+        On the model's device with ``torch``, on the host with ``onnxruntime``.
+        """
+        if self.backend is None:
+            raise DaainError("pipeline used after close(): load it again")
+        return self.backend(preprocess(images_bgr, self.size, self.device))
 
     def close(self):
-        """Detaches the detector's hooks; the model then runs unobserved."""
-        self.monitor.remove()
+        """Releases the backend (the graph, or the ONNX Runtime session and its memory)."""
+        self.backend = None
 
     def process(self, images_bgr):
         """A ``FrameResult`` per image (one transfer to the host per batch)."""
         labels, scores = self.infer(images_bgr)
-        labels, scores = labels.cpu().numpy(), scores.double().cpu().numpy()
-        return [FrameResult(lab, float(score), self.threshold) for lab, score in zip(labels, scores)]
+        scores = scores.double().to("cpu", non_blocking=True)  # queued before the labels' copy, which waits for both
+        labels = labels.cpu().numpy()
+        return [FrameResult(lab, float(score), self.threshold) for lab, score in zip(labels, scores.numpy())]

@@ -17,13 +17,12 @@ import shlex
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from daain_ros.memory import meminfo_mb, proc_field
-from daain_ros.segmentation.subnormal import flushing
 
 CPU_FLAGS = ("avx2", "avx512f")
 
@@ -45,9 +44,23 @@ def machine():
     return {"host": platform.node(), "platform": platform.platform(),
             "cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
             "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "memory_mb": meminfo_mb("MemTotal"),
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "flush_denormal": flushing(), "load_average": _load_average()}
+            "python": platform.python_version(), "numpy": np.__version__, **_torch_facts(),
+            "load_average": _load_average()}
+
+
+def _torch_facts():
+    """The torch version, CUDA device and flush-to-zero setting, without loading torch where it is not loaded.
+
+    A process that never loads torch (the fleet driver, whose workers record their own) gives the installed
+    version only.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"torch": metadata.version("torch"), "cuda_device": None, "flush_denormal": None}
+    from daain_ros.segmentation.subnormal import flushing
+
+    return {"torch": torch.__version__, "flush_denormal": flushing(),
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def machine_info(threads, devices):

@@ -185,6 +185,9 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     assert node["max_rate_hz"] is None or node["max_rate_hz"] >= 1
     at30 = node["at_30hz"]
     assert at30["sent"] == 60 and at30["processed"] + at30["dropped"] == at30["sent"] and at30["processed"] > 0
+    contention = node["contention"]["settings"]  # quick: one setting, idle and beside one busy loop
+    assert [(row["backend"], row["threads"]) for row in contention] == [("torch", 1)], contention
+    assert contention[0]["idle"]["median_ms"] > 0 and contention[0]["contended"]["median_ms"] > 0, contention
     fit = result["fit"]
     assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)
     assert 0 < fit["peak_mb"] < parent_mb - 400

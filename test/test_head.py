@@ -65,3 +65,17 @@ def test_hbos_head_needs_fitting_and_scores_outside_the_training_range_higher():
 def test_unknown_head_is_refused_naming_the_choices():
     with pytest.raises(DaainError, match="head 'gauss': expected one of " + ", ".join(HEAD_KINDS)):
         ScoreHead("gauss", DIMS)
+
+
+@pytest.mark.parametrize("kind", ["hbos", "cauchy"])
+def test_fitted_state_travels_with_the_state_dict_and_forward_reads_no_buffer(kind):
+    """Forward checks a Python flag (no device sync per frame); loading a state dict sets it from the buffer."""
+    z = torch.randn(200, DIMS, generator=torch.Generator().manual_seed(5))
+    fitted, fresh = ScoreHead(kind, DIMS).fit(z), ScoreHead(kind, DIMS)
+    fresh.load_state_dict(fitted.state_dict())
+    assert fresh.is_fitted and bool(fresh.fitted)
+    torch.testing.assert_close(fresh(torch.zeros(3), z[:3]), fitted(torch.zeros(3), z[:3]))
+    if kind == "hbos":
+        fitted.load_state_dict(ScoreHead(kind, DIMS).state_dict())
+        with pytest.raises(NotFittedError, match="hbos head used before fit"):
+            fitted(torch.zeros(1), z[:1])

@@ -4,13 +4,13 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""The direct gather equals the reference's materialise-upsample-concatenate-index, for every layer type."""
+"""The graph's direct gather equals the reference's materialise-upsample-concatenate-index, for every layer type."""
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daain_ros.detector.monitor import ActivationMonitor, leaf_layers, probe_layers
+from daain_ros.detector.monitor import ActivationMonitor, gather_samples, leaf_layers, probe_layers
 from daain_ros.detector.sampling_key import SamplingKey
 from daain_ros.segmentation.espnet import ESPNet, SegmentationModel
 
@@ -45,23 +45,23 @@ def test_gather_equals_materialise_then_index_for_every_layer_type():
     monitor = ActivationMonitor(model, key)
     for layout in (torch.contiguous_format, torch.channels_last):  # channels-last is read through a view
         x = x.contiguous(memory_format=layout)
-        monitor.remove()
         full = _materialised(model, [layer.name for layer in layers], x)
         expected = full[:, key.indices[:, 0], key.indices[:, 1], key.indices[:, 2]]
-        monitor = ActivationMonitor(model, key)
         with torch.inference_mode():
             logits, gathered = monitor(x)
         torch.testing.assert_close(gathered, expected, rtol=0, atol=0)
     assert logits.shape == (2, 20, size[1], size[0])
 
 
-def test_every_leaf_is_hooked_by_default_and_hooks_can_be_removed():
+def test_every_leaf_is_gathered_by_default_without_a_hook_on_the_model():
     model = _tiny_model()
     layers = probe_layers(model, (64, 32))
     assert sorted(layer.name for layer in layers) == sorted(leaf_layers(model.net))
     key = SamplingKey.generate(layers, (64, 32), seed=2, radius=8.0)
     monitor = ActivationMonitor(model, key)
-    monitor.remove()
+    gathers = monitor.network.graph.find_nodes(op="call_function", target=gather_samples)
+    gathered = [node.args[0].target for node in gathers]
+    assert gathered == [gather.name for gather in key.layer_gathers()]
     assert all(not m._forward_hooks for m in model.net.modules())
 
 

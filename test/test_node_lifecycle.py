@@ -123,15 +123,22 @@ def test_cleanup_then_shutdown_ends_the_process_cleanly(managed):
     assert client.anomaly[-1] is True
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])
-def test_cleanup_frees_the_model(device):
-    """After configure, activate, deactivate and cleanup no reference to the model is left, nor CUDA memory."""
-    context = Context()
+def in_process_node(context, **parameters):
+    """A ``DetectorNode`` in this process with the default model and detector, not started."""
     rclpy.init(context=context)
-    node = DetectorNode(context=context, parameter_overrides=[
-        Parameter("model_path", value=str(MODEL)), Parameter("detector_path", value=str(DETECTOR)),
-        Parameter("device", value=device)])
+    parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), **parameters}
+    return DetectorNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "torch"), ("cpu", "onnxruntime"), pytest.param(
+    "cuda", "torch", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_cleanup_frees_the_model(device, backend):
+    """After configure, activate, deactivate and cleanup no reference to the model is left, nor CUDA memory.
+
+    On CUDA, ``compile: auto`` has captured the model as a CUDA graph at configure: its memory goes too.
+    """
+    context = Context()
+    node = in_process_node(context, device=device, backend=backend)
     try:
         cuda = device == "cuda"
         before, reserved = (torch.cuda.memory_allocated(), torch.cuda.memory_reserved()) if cuda else (0, 0)
@@ -147,6 +154,18 @@ def test_cleanup_frees_the_model(device):
         if cuda:
             assert torch.cuda.memory_allocated() == before
             assert torch.cuda.memory_reserved() <= reserved, "cleanup left CUDA's cache holding the model"
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_compile_mode_the_device_cannot_run_fails_configure_and_the_node_stays_unconfigured():
+    context = Context()
+    node = in_process_node(context, device="cpu", compile="cuda-graph")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.set_parameters([Parameter("compile", value="off")])[0].successful  # still unconfigured
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -13,16 +13,24 @@ after. In runs with several frames in flight the flag (a Bool, no stamp) cannot 
 so latency is taken at the frame's ``/diagnostics`` status, which carries the stamp and is published
 right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish
 time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.ros.node_client.NodeClient`).
+
+Contention (``contention``): a vehicle computer always runs other processes. For each backend and thread
+count, a node measures the highest rate at which it judges every frame with the cores to itself, then
+again with one busy-loop process pinned to the same cores, and the ratio of the two.
 """
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from daain_ros.errors import DaainError
+from daain_ros.deploy import BACKENDS
+from daain_ros.errors import DaainError, one_line
 from daain_ros.memory import process_status_mb
 from daain_ros.ros.node_client import NodeClient
 from daain_ros.ros.processes import ChildProcess, node_command
@@ -30,15 +38,53 @@ from daain_ros.ros.processes import ChildProcess, node_command
 TOPIC = "/daain_bench/image"
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
+CONTENTION_THREADS = (1, 2)
+#: The competing process: CPU-bound, no memory traffic, never yields.
+BUSY_LOOP = "while True: pass"
 
 
-def start_node(model, detector, device, threads, log_dir):
-    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device and thread count."""
-    command = node_command(TOPIC, model_path=model, detector_path=detector, device=device,
-                           stale_timeout=STALE_TIMEOUT_S)
+def start_node(model, detector, device, threads, log_dir, backend="torch"):
+    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend and threads."""
+    command = node_command(TOPIC, model_path=model, detector_path=detector, device=device, backend=backend,
+                           threads=threads, stale_timeout=STALE_TIMEOUT_S)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
     return ChildProcess(command, Path(log_dir) / "detector_node.log", env)
+
+
+@contextmanager
+def running_node(model, detector, frames_bgr, device, threads, backend="torch"):
+    """A started ``detector_node`` and a ``NodeClient`` it answers: (client, node process, start-up seconds)."""
+    with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir, \
+            start_node(model, detector, device, threads, log_dir, backend) as node:
+        client = NodeClient(frames_bgr, TOPIC)
+        try:
+            started = time.monotonic()
+            if not client.wait_ready(node.process, 120.0):
+                raise DaainError(f"detector_node did not come up (exit code {node.process.poll()}): "
+                                 f"{node.log_tail(5)}")
+            yield client, node.process, time.monotonic() - started
+        finally:
+            client.close()
+
+
+@contextmanager
+def competing_processes(count=1, cpus=None):
+    """``count`` busy-loop processes pinned to ``cpus`` (default: this process's, which a node inherits).
+
+    Yields their pids; they are killed on leaving, whatever happened inside.
+    """
+    cpus = sorted(cpus or os.sched_getaffinity(0))
+    burners = []
+    try:
+        for _ in range(count):
+            burners.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP]))
+            os.sched_setaffinity(burners[-1].pid, cpus)
+        yield [burner.pid for burner in burners]
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def inside_median_ms(client, stamps):
@@ -108,39 +154,72 @@ def ms_summary(seconds):
     return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "frames": len(ms)}
 
 
+def durations(quick):
+    """(latency frames, warm-up frames, seconds per sweep rate, seconds at 30 Hz, sweep trials)."""
+    return (3, 1, 1.0, 2.0, 2) if quick else (30, 3, 5.0, 10.0, len(RATES_HZ))
+
+
+def top_rate(client, quick):
+    """Latency with one frame in flight, then the sweep for the highest rate at which every frame is judged."""
+    frames, warmup, rate_s, _, max_trials = durations(quick)
+    seconds, stamps = latency(client, frames, warmup)
+    lat = {**ms_summary(seconds), "node_internal_median_ms": inside_median_ms(client, stamps)}
+    drain = max(2.0, 10 * lat["median_ms"] / 1e3)
+    best, trials = sweep(client, 0.7 * 1e3 / lat["median_ms"], rate_s, drain, max_trials)
+    return lat, best, trials, drain
+
+
 def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
-    """The ``node`` section of the benchmark JSON."""
-    frames, warmup = (3, 1) if quick else (30, 3)
-    rate_s, at30_s, max_trials = (1.0, 2.0, 2) if quick else (5.0, 10.0, len(RATES_HZ))
+    """The ``node`` section of the benchmark JSON, with its ``contention`` part."""
+    _, _, rate_s, at30_s, max_trials = durations(quick)
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-    with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir, \
-            start_node(model, detector, device, threads, log_dir) as node:
-        client = NodeClient(frames_bgr, TOPIC)
+    with running_node(model, detector, frames_bgr, device, threads) as (client, process, startup_s):
+        lat, best, trials, drain = top_rate(client, quick)
+        rss_start = process_status_mb("VmRSS", process.pid)
+        counters_before = dict(client.counters)
+        at30, seconds = run_at_rate(client, 30, at30_s, drain)
+        half = len(seconds) // 2
+        at30.update(ms_summary(seconds), latency_first_half_ms=ms_summary(seconds[:half])["median_ms"],
+                    latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
+                    dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
+                    rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", process.pid))
+        result = {"startup_s": startup_s, "device": device, "threads": threads, **lat, "latency": lat,
+                  "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
+                  "sweep_capped": len(trials) >= max_trials, "at_30hz": at30,
+                  "peak_mb": process_status_mb("VmHWM", process.pid)}
+    result["contention"] = bench_contention(model, detector, frames_bgr, quick, device)
+    return result
+
+
+def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
+    """Each backend and thread count (quick: torch, 1 thread) idle and beside one competing busy loop."""
+    settings = [("torch", 1)] if quick else [(b, t) for b in BACKENDS for t in CONTENTION_THREADS]
+    rows = []
+    for backend, threads in settings:
+        row = {"backend": backend, "threads": threads}
         try:
-            started = time.monotonic()
-            if not client.wait_ready(node.process, 120.0):
-                raise DaainError(f"detector_node did not come up (exit code {node.process.poll()}): "
-                                 f"{node.log_tail(5)}")
-            result = {"startup_s": time.monotonic() - started, "device": device, "threads": threads}
-            seconds, stamps = latency(client, frames, warmup)
-            lat = {**ms_summary(seconds), "node_internal_median_ms": inside_median_ms(client, stamps)}
-            drain = max(2.0, 10 * lat["median_ms"] / 1e3)
-            best, trials = sweep(client, 0.7 * 1e3 / lat["median_ms"], rate_s, drain, max_trials)
-            rss_start = process_status_mb("VmRSS", node.process.pid)
-            counters_before = dict(client.counters)
-            at30, seconds = run_at_rate(client, 30, at30_s, drain)
-            half = len(seconds) // 2
-            at30.update(ms_summary(seconds), latency_first_half_ms=ms_summary(seconds[:half])["median_ms"],
-                        latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
-                        dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
-                        rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", node.process.pid))
-            result.update(lat, latency=lat, max_rate_hz=best, sweep=trials, sweep_seconds_per_rate=rate_s,
-                          sweep_capped=len(trials) >= max_trials, at_30hz=at30,
-                          peak_mb=process_status_mb("VmHWM", node.process.pid))
-            return result
-        finally:
-            client.close()
+            row.update(contended(model, detector, frames_bgr, quick, "cpu" if backend == "onnxruntime" else device,
+                                 backend, threads))
+        except DaainError as exc:
+            row["error"] = one_line(exc)
+        rows.append(row)
+    return {"competing_processes": 1, "busy_loop": BUSY_LOOP, "cpus": sorted(os.sched_getaffinity(0)),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),  # the node's unless given
+            "settings": rows}
+
+
+def contended(model, detector, frames_bgr, quick, device, backend, threads):
+    """One node's top rate with the cores to itself, then with a busy loop on them; their ratio."""
+    with running_node(model, detector, frames_bgr, device, threads, backend) as (client, _, _):
+        runs = {}
+        for condition, competitors in (("idle", 0), ("contended", 1)):
+            with competing_processes(competitors):
+                lat, best, trials, _ = top_rate(client, quick)
+            runs[condition] = {"max_rate_hz": best, "median_ms": lat["median_ms"], "p90_ms": lat["p90_ms"],
+                               "node_internal_median_ms": lat["node_internal_median_ms"], "sweep": trials}
+    idle, busy = runs["idle"]["max_rate_hz"], runs["contended"]["max_rate_hz"]
+    return {"device": device, **runs, "ratio": (busy or 0) / idle if idle else None}  # busy None: below 1 Hz
 
 
 def _counter_delta(before, after, key):

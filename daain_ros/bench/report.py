@@ -30,6 +30,10 @@ def table(result):
                                  + (f"  skipped: {leaf['skipped']}" if leaf.get("skipped") else ""))
     head = result["overhead"]["headline"]
     lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
+    for where, leaf in _backend_cases(result):
+        rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f})")
+                for variant, ms, _, floor in _backend_rows(leaf)]
+        lines.append(f"{where}: {', '.join(rows)}")
     node = result["node"]
     if node.get("median_ms") is not None:
         at30 = node["at_30hz"]
@@ -72,7 +76,8 @@ def markdown(result, level=2):
     head = result["overhead"]["headline"]
     lines += ["", f"**Overhead DAAIN / ESPNet at {head['at']}: {_md(head['ratio'], '.3f')}** (median time over "
                   "median time, the two interleaved batch by batch in one process).", ""]
-    lines += _memory_markdown(result, sub) + _node_markdown(result.get("node", {}), sub)
+    lines += _backends_markdown(result, sub) + _memory_markdown(result, sub)
+    lines += _node_markdown(result.get("node", {}), sub)
     fit = result.get("fit", {})
     lines += [f"{sub} Fit", ""]
     if fit.get("seconds_per_100_frames") is not None:
@@ -93,6 +98,41 @@ def _leaves(result, variants=("espnet", "daain", "reference")):
             for batch, devices in batches.items():
                 for device, leaf in devices.items():
                     yield variant, size, batch, device, leaf
+
+
+def _backend_cases(result):
+    """(where, backend leaf) of every timed case and of the whole-frame case (older results have neither)."""
+    for size, batches in result.get("backends", {}).items():
+        for batch, devices in batches.items():
+            for device, leaf in devices.items():
+                yield f"{size} {batch} {device}", leaf
+    for device, leaf in result.get("frame", {}).items():
+        yield f"whole {leaf['camera']} frame to {leaf['size']} batch1 {device}", leaf
+
+
+def _backend_rows(leaf):
+    """(variant, median ms, p90 ms, median over its backend's ESPNet alone) of a backend leaf."""
+    for variant in ("espnet", "hooks", "graph", "espnet_onnxruntime", "onnxruntime"):
+        if variant in leaf:
+            yield variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant)
+
+
+def _backends_markdown(result, sub):
+    """Each backend's variants against ESPNet alone on the same backend, timed together."""
+    cases = list(_backend_cases(result))
+    if not cases:
+        return []
+    lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved batch "
+             "by batch in one process: torch (eager ESPNet, the hook path, the one-graph monitor) and "
+             "onnxruntime (ESPNet alone and the monitor, each exported to ONNX).", "",
+             "| case | variant | median ms | p90 ms | x ESPNet alone, same backend |", "|---|---|---|---|---|"]
+    for where, leaf in cases:
+        lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} |"
+                  for variant, ms, p90, floor in _backend_rows(leaf)]
+        versus = leaf["overhead"].get("onnxruntime_vs_torch_espnet")
+        if versus is not None:
+            lines.append(f"| {where} | onnxruntime monitor / eager torch ESPNet alone | | | {versus:.3f} |")
+    return lines + [""]
 
 
 def _memory_markdown(result, sub):

@@ -6,8 +6,9 @@
 
 """``daain bench``: what DAAIN costs on top of ESPNet, against the reference's gather, in the node and to fit.
 
-ESPNet alone and the DAAIN pipeline are timed in one process, frame by frame in alternation, so machine
-noise hits both alike; peak memory is measured in a fresh process per variant (``bench_worker``), and
+ESPNet alone and the DAAIN pipeline, on each backend (:mod:`daain_ros.bench.backends`), are timed in one
+process, frame by frame in alternation, so machine noise hits them alike, at the network size and once on
+whole camera-size frames; peak memory is measured in a fresh process per variant (``bench_worker``), and
 the node in its own process over DDS (``bench_node``). Without ``--detector`` every size gets a fresh
 sampling key (seed 0, all leaf layers, 2,000 dims) and an unfitted detector of the default flow
 architecture: the same computation as a fitted one, with other values.
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from daain_ros.bench.variants import (DaainStep, EspnetStep, available_mb, bench_frames, reference_estimate_mb, summary,
-                                      time_interleaved)
+from daain_ros.bench.backends import backend_steps, time_backends
+from daain_ros.bench.variants import available_mb, bench_frames, camera_frames, reference_estimate_mb
 from daain_ros.detector.artifact import load_detector, read_metadata, save_detector
 from daain_ros.detector.daain import DaainDetector
 from daain_ros.detector.fit import FitConfig
@@ -35,7 +36,6 @@ from daain_ros.detector.monitor import probe_layers
 from daain_ros.detector.sampling_key import SamplingKey
 from daain_ros.errors import DaainError, one_line
 from daain_ros.evaluation.metrics import ratio
-from daain_ros.pipeline import Pipeline
 from daain_ros.provenance import machine_info, provenance
 from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.segmentation.network_size import check_network_size
@@ -47,7 +47,7 @@ KEY_SEED = 0
 FRESH_DIMS = 2000
 FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
-SECTIONS = ("reference", "node", "fit")
+SECTIONS = ("reference", "node", "fit", "onnxruntime")
 EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}  # a leaf that was skipped or failed
 MEMORY_KEYS = ("peak_mb", "base_mb", "loaded_mb", "frame_peak_mb", "memory")
 
@@ -149,20 +149,28 @@ def run_worker(spec, timeout=1800):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def time_pair(config, size, batch, device, detector_dir):
-    """Interleaved timing of ESPNet alone and the DAAIN pipeline on the same batches, in this process."""
-    espnet = EspnetStep(load_espnet(config.model, device), size)
-    daain = DaainStep(Pipeline.load(config.model, detector_dir, str(device)))
+def time_pair(config, size, batch, device, steps):
+    """Interleaved timing of every backend's variants on the same batches, in this process.
+
+    Returns ESPNet alone and the DAAIN pipeline (its default backend, the torch graph) as the sections
+    ``espnet`` and ``daain`` have them, and the backend leaf.
+    """
     frames, _ = bench_frames(batch * (config.warmup + config.timed), size, config.footage)
-    batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
-    wall, cpu = time_interleaved({"espnet": espnet, "daain": daain}, batches, config.warmup, device)
-    daain.pipeline.close()
-    paired = np.asarray(wall["daain"]) / np.asarray(wall["espnet"])
-    return ({**summary(wall["espnet"], batch, cpu["espnet"])},
-            {**summary(wall["daain"], batch, cpu["daain"]),
-             "overhead": float(np.median(wall["daain"]) / np.median(wall["espnet"])),
-             "overhead_cpu_time": float(np.median(cpu["daain"]) / np.median(cpu["espnet"])),
-             "overhead_paired": float(np.median(paired))})
+    backends, wall, cpu = time_backends(steps, frames, batch, config.warmup, device)
+    paired = np.asarray(wall["graph"]) / np.asarray(wall["espnet"])
+    return (backends["espnet"],
+            {**backends["graph"],
+             "overhead": float(np.median(wall["graph"]) / np.median(wall["espnet"])),
+             "overhead_cpu_time": float(np.median(cpu["graph"]) / np.median(cpu["espnet"])),
+             "overhead_paired": float(np.median(paired))}, backends)
+
+
+def time_frame(config, steps, device):
+    """The whole frame at batch 1: camera-size frames, so each variant's time includes the resize."""
+    frames, source = camera_frames(config.warmup + config.timed, config.footage)
+    leaf, _, _ = time_backends(steps, frames, 1, config.warmup, device)
+    height, width = frames[0].shape[:2]
+    return {"camera": f"{width}x{height}", "frames": source, **leaf}
 
 
 def memory_spec(config, variant, size, batch, device, detector_dir, runs=None):
@@ -248,9 +256,10 @@ def run_node(config, size, detector_dir, device):
         return {**EMPTY, "error": one_line(exc)}
 
 
-def bench_case(config, size, batch, device, detector_dir, result):
-    """espnet, daain (timed together) and reference at one size, batch and device, into ``result``."""
-    espnet, daain = time_pair(config, size, batch, device, detector_dir)
+def bench_case(config, size, batch, device, detector_dir, result, steps):
+    """espnet, daain and the backends (timed together) and reference at one size, batch and device, into ``result``."""
+    espnet, daain, backends = time_pair(config, size, batch, device, steps)
+    _put(result["backends"], size, batch, device, backends)
     espnet = with_memory(espnet, run_worker(memory_spec(config, "espnet", size, batch, device, detector_dir)))
     daain = with_memory(daain, run_worker(memory_spec(config, "daain", size, batch, device, detector_dir)))
     _put(result["espnet"], size, batch, device, espnet)
@@ -269,16 +278,25 @@ def run_bench(config, log=print):
     started = time.monotonic()
     log = (lambda say: lambda line: say(f"[{time.monotonic() - started:6.1f} s] {line}"))(log)
     result = {"provenance": provenance(), "machine": machine_info(config.threads, devices), "espnet": {},
-              "daain": {}, "reference": {},
-              "overhead": {}}
+              "daain": {}, "reference": {}, "overhead": {}, "backends": {}, "frame": {}}
     with tempfile.TemporaryDirectory(prefix="daain_bench_") as workdir:
         detectors = prepare_detectors(config, workdir)
         result["settings"] = _settings(config, detectors)
+        steps = {}
         for size, batch in config.cases():
             for device in map(torch.device, devices):
+                if (size, device) not in steps:
+                    log(f"loading and exporting the variants at {size_label(size)} on {device} ...")
+                    steps[size, device] = backend_steps(config.model, detectors[size][0], size, device,
+                                                        config.threads, "onnxruntime" not in config.skip)
                 log(f"timing {size_label(size)} batch {batch} on {device} ...")
-                bench_case(config, size, batch, device, detectors[size][0], result)
+                bench_case(config, size, batch, device, detectors[size][0], result, steps[size, device])
         first, last_device = config.sizes[0], devices[-1]  # fit, node and profile: CUDA when present
+        for device in map(torch.device, devices):
+            log(f"timing whole camera-size frames at {size_label(first)} on {device} ...")
+            frame = time_frame(config, steps[first, device], device)
+            result["frame"][str(device)] = {"size": size_label(first), **frame}
+        steps.clear()
         if config.profile:
             log(f"profiling {size_label(first)} batch 1 on {last_device} ...")
             from daain_ros.bench.profile import profile_hot_path
@@ -311,10 +329,11 @@ def _settings(config, detectors):
     _, source = bench_frames(1, config.sizes[0], config.footage)
     return {"quick": config.quick, "model": str(config.model), "threads": config.threads,
             "iterations": config.timed, "warmup": config.warmup, "reference_iterations": config.reference_iterations,
-            "frames": f"{source}, resized to the network size (preprocessing is conversion and normalisation only)",
+            "frames": f"{source}, resized to the network size (preprocessing is conversion and normalisation only; "
+                      "the whole-frame case times camera-size frames, resize included)",
             "detectors": {size_label(size): text for size, (_, text) in detectors.items()},
-            "timing": "espnet and daain interleaved batch by batch in one process (order alternating); "
-                      "peak memory from a fresh process per variant",
+            "timing": "espnet, daain and the backends' variants interleaved batch by batch in one process (order "
+                      "alternating); peak memory from a fresh process per variant",
             "skip": list(config.skip)}
 
 

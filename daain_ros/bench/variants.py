@@ -6,9 +6,11 @@
 
 """What ``daain bench`` times: the ESPNet floor, the DAAIN pipeline and the reference's gather, on the same frames.
 
-Each variant is a callable on a batch of BGR uint8 frames at network size that returns device tensors,
-so the timings include preprocessing (the uint8 to float conversion and normalisation; no resize) and
-nothing the caller does with the results.
+Each variant is a callable on a batch of BGR uint8 frames that returns the labels and scores (device tensors,
+or host arrays on ONNX Runtime), so the timings include preprocessing (the uint8 to float conversion and
+normalisation, and the resize when the frames come at camera size) and nothing the caller does with the
+results. Each backend has its own floor: ESPNet alone in eager PyTorch (``EspnetStep``) and exported to ONNX
+(``OnnxEspnetStep``).
 """
 
 import time
@@ -25,6 +27,7 @@ from daain_ros.segmentation.preprocess import preprocess
 #: Measured at 512x256 batch 1 (official p2q8, 2026-11): 8.7 GB peak for a 2.9 GB activation space, about 3x.
 REFERENCE_PEAK_FACTOR = 3.0
 MIB = 1 << 20
+CAMERA_SIZE = (960, 540)  # the drive footage's: what a camera-size frame is when none is given
 
 
 class EspnetStep:
@@ -40,8 +43,23 @@ class EspnetStep:
             return self.model.logits(preprocess(images, self.size, self.device)).argmax(1).byte()
 
 
+class OnnxEspnetStep:
+    """The ONNX Runtime floor: preprocessing, then ESPNet and argmax exported alone, in an ONNX Runtime session."""
+
+    def __init__(self, model, size, threads=None):
+        from daain_ros.deploy.export import INPUT, espnet_onnx
+        from daain_ros.deploy.onnxruntime_backend import open_session
+
+        self.session = open_session(espnet_onnx(model, size).SerializeToString(), threads)
+        self.size = tuple(size)
+        self.input = INPUT
+
+    def __call__(self, images):
+        return self.session.run(None, {self.input: preprocess(images, self.size).contiguous().numpy()})
+
+
 class DaainStep:
-    """The production path: ``Pipeline.infer`` (ESPNet, hooks, gather, flow and head)."""
+    """The production path: ``Pipeline.infer`` on the pipeline's backend (ESPNet, gathers, flow and head)."""
 
     def __init__(self, pipeline):
         self.pipeline = pipeline
@@ -128,12 +146,17 @@ def procedural_frames(count, size, seed=0):
 
 def bench_frames(count, size, footage=None, seed=0):
     """``count`` BGR frames at network ``size``: the first frames of the ``footage`` video, else procedural ones."""
+    frames, source = camera_frames(count, footage, size, seed)
+    return [cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA) for f in frames], source
+
+
+def camera_frames(count, footage=None, size=CAMERA_SIZE, seed=0):
+    """``count`` BGR frames as the camera gives them: the ``footage`` video's, else procedural ones at ``size``."""
     if footage is not None:
         from daain_ros.io.sources import open_source, parse_frames
         frames = [f.image for f in open_source(str(footage), parse_frames(f"0:{count}"))]
         if frames:
-            frames = (frames * (count // len(frames) + 1))[:count]
-            return [cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA) for f in frames], Path(footage).name
+            return (frames * (count // len(frames) + 1))[:count], Path(footage).name
     return procedural_frames(count, size, seed), f"procedural (seed {seed})"
 
 

@@ -8,6 +8,9 @@
 
 from fractions import Fraction
 
+from daain_ros.accelerate import COMPILE_MODES
+from daain_ros.deploy import BACKENDS
+
 
 def fraction(text):
     """A number or a fraction such as ``4/255`` (attack budgets are written that way)."""
@@ -15,3 +18,28 @@ def fraction(text):
         return float(Fraction(text))
     except (ValueError, ZeroDivisionError) as exc:
         raise ValueError(f"{text!r} is not a number or fraction") from exc
+
+
+def add_backend_options(parser):
+    """``--backend``, ``--threads``, ``--onnx`` and ``--spin``: what the monitor runs on (docs/deploy.md).
+
+    ``--compile`` applies to ``torch`` (:func:`daain_ros.accelerate.accelerate`).
+    """
+    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                        help="torch: the one-graph monitor in PyTorch; onnxruntime: its ONNX export on the CPU "
+                             "(default %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of torch and ONNX Runtime (default: each library's own)")
+    parser.add_argument("--onnx", default=None, metavar="FILE",
+                        help="for onnxruntime: a file of 'daain export' for --model and --detector (default: "
+                             "the graph is exported in memory at start, which takes seconds)")
+    parser.add_argument("--spin", action="store_true",
+                        help="let ONNX Runtime's idle threads spin (faster alone, slower beside other processes)")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="auto",
+                        help="for torch: auto (a CUDA graph on CUDA, nothing on a CPU), off, cuda-graph or "
+                             "torch-compile (default %(default)s)")
+
+
+def backend_options(args):
+    """The keyword arguments of ``Pipeline.load`` that :func:`add_backend_options` parsed."""
+    return dict(backend=args.backend, threads=args.threads, onnx=args.onnx, spin=args.spin, compile=args.compile)

@@ -15,7 +15,7 @@ and record are imported when their command runs, so the CLI loads without rclpy 
 import json
 from pathlib import Path
 
-from daain_ros.cli.arguments import fraction
+from daain_ros.cli.arguments import add_backend_options, backend_options, fraction
 from daain_ros.evaluation.bag_make import BagOptions, make_bag
 from daain_ros.io.labels import LABELS_FILE, parse_segment
 from daain_ros.io.rosbag import STORAGES
@@ -98,6 +98,7 @@ def _register_evaluate(sub):
     parser.add_argument("--debounce-n", type=int, default=1, help="debounce window n (default 1)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    add_backend_options(parser)
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -108,7 +109,7 @@ def _run_evaluate(args):
         summary = evaluate_bag(args.bag, detector=args.detector, model=args.model, out=args.out,
                                topic=args.topic, labels=args.labels, threshold=args.threshold,
                                debounce_k=args.debounce_k, debounce_n=args.debounce_n,
-                               batch_size=args.batch_size, device=args.device)
+                               batch_size=args.batch_size, device=args.device, **backend_options(args))
     except UnreadableBagError as exc:  # the summary was written: say so before the error line
         print(json.dumps({key: exc.summary[key] for key in EVALUATE_PRINTED}))
         raise

@@ -65,7 +65,7 @@ def _register_evaluate(sub):
     parser.add_argument("--debounce-n", type=int, default=1, help="debounce window n (default 1)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when the worker has a GPU), cpu, cuda")
-    parser.set_defaults(run=_run_evaluate)
+    parser.set_defaults(run=_run_evaluate, torch_free=True)  # the workers load torch; the driver never does
 
 
 def _run_evaluate(args):
@@ -124,7 +124,7 @@ def _register_sizing(sub):
     parser.add_argument("--hours", type=float, default=10_000, help="hours of driving to validate (default 10000)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second (default 10)")
     parser.add_argument("--bag-minutes", type=float, default=10.0, help="minutes per bag (default 10)")
-    parser.set_defaults(run=_run_sizing)
+    parser.set_defaults(run=_run_sizing, torch_free=True)
 
 
 def _run_sizing(args):

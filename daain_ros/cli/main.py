@@ -6,7 +6,8 @@
 
 """The ``daain`` command line: fit, score, evaluate, benchmark and replay the DAAIN monitor of ESPNet.
 
-One sub-command per module of ``daain_ros.cli`` named in :data:`COMMANDS`.
+One sub-command per module of ``daain_ros.cli`` named in :data:`COMMANDS`; a run imports only its own
+command's module, so a command that never touches torch (the fleet driver, ``daain report``) starts without it.
 
 Every error the core raises on bad input becomes one line on stderr and exit code 2, never a traceback.
 """
@@ -17,24 +18,37 @@ import logging
 import sys
 
 from daain_ros.errors import DaainError, one_line
-from daain_ros.segmentation.subnormal import flush_denormals
 
-COMMANDS = ("bag", "bench", "demo", "evaluate", "fit", "fleet", "perturb", "report", "score", "segment",
+COMMANDS = ("bag", "bench", "demo", "evaluate", "export", "fit", "fleet", "perturb", "report", "score", "segment",
             "train_default")
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The parser of every command, or only of the command ``argv`` names (what a run needs)."""
     parser = argparse.ArgumentParser(prog="daain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    named = [word for word in (argv or [])[:1] if word in COMMANDS]
+    for name in named or COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
+def _flush_denormals(args):
+    """Flush-to-zero before any torch work (subnormal weights slow CPU kernels 27x).
+
+    A command that never runs torch in this process says so (``torch_free``) and starts without loading it.
+    """
+    if not getattr(args, "torch_free", False):
+        from daain_ros.segmentation.subnormal import flush_denormals
+
+        flush_denormals()
+
+
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="daain: %(message)s")
-    flush_denormals()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    _flush_denormals(args)
     try:
         return args.run(args) or 0
     except DaainError as exc:

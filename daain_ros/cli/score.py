@@ -10,6 +10,7 @@ import json
 import math
 import sys
 
+from daain_ros.cli.arguments import add_backend_options, backend_options
 from daain_ros.io.sources import open_source, parse_frames
 from daain_ros.pipeline import Pipeline
 
@@ -26,6 +27,7 @@ def register(sub):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, nothing else on stdout")
+    add_backend_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -49,7 +51,7 @@ def _line(record, as_json):
 
 
 def run(args):
-    pipeline = Pipeline.load(args.model, args.detector, args.device, args.threshold)
+    pipeline = Pipeline.load(args.model, args.detector, args.device, args.threshold, **backend_options(args))
     for spec in args.inputs:
         for batch in _batches(open_source(spec, parse_frames(args.frames)), args.batch_size):
             for frame, result in zip(batch, pipeline.process([f.image for f in batch])):

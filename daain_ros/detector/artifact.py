@@ -51,12 +51,12 @@ def save_detector(detector, directory, model):
     }
     tensors = {name: value.detach().cpu().contiguous() for name, value in detector.state_dict().items()}
     tensors["key.indices"] = torch.from_numpy(key.indices)
-    _write_private(directory / TENSORS, lambda path: save_file(tensors, str(path)))
-    _write_private(directory / METADATA, lambda path: path.write_text(json.dumps(meta, indent=2)))
+    write_private(directory / TENSORS, lambda path: save_file(tensors, str(path)))
+    write_private(directory / METADATA, lambda path: path.write_text(json.dumps(meta, indent=2)))
     return directory
 
 
-def _write_private(path, write):
+def write_private(path, write):
     """Creates the file with mode 0600 before any secret is written to it."""
     path.unlink(missing_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))

@@ -105,15 +105,12 @@ def fit_detector(model, frames_bgr, config=FitConfig(), progress=True, anomalies
     train_frames, valid_frames = _split(frames_bgr, config.valid_fraction)
     key = fit_key(model, config)
     monitor = ActivationMonitor(model, key)
-    try:
-        train, _ = extract_activations(monitor, augment(train_frames, config.augment_copies, config.seed),
-                                       size, config.batch_size, progress, "fit activations")
-        valid, _ = extract_activations(monitor, augment(valid_frames, config.augment_copies, config.seed + 1),
-                                       size, config.batch_size, progress, "validation activations")
-        anomalous = (generated_anomalies(monitor, model, train_frames, config, anomalies, progress)
-                     if config.head == "supervised" else None)
-    finally:
-        monitor.remove()
+    train, _ = extract_activations(monitor, augment(train_frames, config.augment_copies, config.seed),
+                                   size, config.batch_size, progress, "fit activations")
+    valid, _ = extract_activations(monitor, augment(valid_frames, config.augment_copies, config.seed + 1),
+                                   size, config.batch_size, progress, "validation activations")
+    anomalous = (generated_anomalies(monitor, model, train_frames, config, anomalies, progress)
+                 if config.head == "supervised" else None)
     return fit_on_activations(key, config, train, valid, progress, anomalous)
 
 

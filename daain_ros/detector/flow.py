@@ -122,7 +122,7 @@ def build_flow(dims, config=FlowConfig(), block=IndexPermutedBlock):
 
 def negative_log_likelihood(flow, x):
     """Per-sample NLL per dimension under a standard normal base (nats), and the latent z."""
-    z, log_det = flow(x)
+    z, log_det = flow((x,))  # a tuple, as FrEIA takes it: torch.fx's traced tensors fail its is_tensor test
     dims = x.shape[1]
     nll = 0.5 * (z ** 2).sum(1) - log_det + 0.5 * dims * math.log(2 * math.pi)
     return nll / dims, z

@@ -52,6 +52,16 @@ class ScoreHead(nn.Module):
             self.register_buffer("weights", torch.zeros(2 * SUMMARIES))
             self.register_buffer("bias", torch.zeros(()))
         self.register_buffer("fitted", torch.tensor(kind not in ("hbos", "supervised")))
+        # The buffer is what the artifact stores; forward reads this copy of it, so no frame waits on the device.
+        self.is_fitted = kind not in ("hbos", "supervised")
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_fitted())
+
+    def _sync_fitted(self):
+        self.is_fitted = bool(self.fitted)
+
+    def _mark_fitted(self):
+        self.fitted.fill_(True)
+        self.is_fitted = True
 
     @torch.no_grad()
     def fit(self, z):
@@ -65,7 +75,7 @@ class ScoreHead(nn.Module):
             counts = torch.zeros_like(self.log_density).scatter_add_(1, bins.T, ones)
             density = counts / len(z) / self.width[:, None]
             self.log_density.copy_(density.clamp_min(HBOS_FLOOR * density.max()).log())
-            self.fitted.fill_(True)
+            self._mark_fitted()
         return self
 
     @torch.no_grad()
@@ -82,7 +92,7 @@ class ScoreHead(nn.Module):
                                                                                labels)
         self.weights.copy_(torch.as_tensor(model.coef_[0], dtype=self.weights.dtype))
         self.bias.fill_(float(model.intercept_[0]))
-        self.fitted.fill_(True)
+        self._mark_fitted()
         return self
 
     def _features(self, summary):
@@ -94,7 +104,7 @@ class ScoreHead(nn.Module):
         return ((z - self.low) / self.width).floor().long().add(1).clamp(0, HBOS_BINS + 1)
 
     def forward(self, nll, z):
-        if not bool(self.fitted):
+        if not self.is_fitted:
             raise NotFittedError(f"{self.kind} head used before fit()")
         if self.kind == "nll":
             return nll

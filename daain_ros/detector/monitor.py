@@ -4,15 +4,17 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""Forward hooks that gather a sampling key's activations without building the activation space.
+"""The key's gathers as nodes of ESPNet's traced graph, without building the activation space.
 
 The reference DAAIN upsamples every hooked map to the input size and concatenates them (2.7 GiB per
-512x256 frame) before indexing. Here each hook does one ``index_select`` on its own output with indices
-precomputed on the device, so the cost is a few thousand reads per frame.
+512x256 frame) before indexing. Here ESPNet is traced once with ``torch.fx`` and one ``index_select`` on
+each sampled layer's output is inserted after that layer, with indices precomputed on the device: a few
+thousand reads per frame, no Python hook per layer, and a graph that autograd, ONNX export and the
+detector's own graph (:mod:`daain_ros.detector.graph`) take as it is.
 """
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from daain_ros.detector.sampling_key import LayerShape
 from daain_ros.errors import DaainError
@@ -51,54 +53,89 @@ def probe_layers(model, size, layers=None, device="cpu"):
     return list(shapes.values())
 
 
+def gather_samples(output, flat_index, nhwc_index):
+    """One layer's sampled values (N x k), read through a view in the layer's own memory layout.
+
+    ESPNet runs channels-last on CPU when fed ``preprocess``'s tensors; reshaping that to NCHW would copy
+    every map.
+    """
+    if output.is_contiguous():
+        return output.view(output.shape[0], -1).index_select(1, flat_index)
+    return output.permute(0, 2, 3, 1).reshape(output.shape[0], -1).index_select(1, nhwc_index)
+
+
+def to_input_size(logits, x):
+    """ESPNet-C's 1/8 logits upsampled bilinearly to the input size, as ``SegmentationModel.logits`` does."""
+    return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class GraphTracer(fx.Tracer):
+    """``torch.fx``'s tracer with the layout test of :func:`gather_samples` kept as one call, not traced into."""
+
+    def __init__(self):
+        super().__init__(autowrap_functions=(gather_samples, to_input_size))
+
+
+def gathered_network(model, key):
+    """``model``'s ESPNet as a graph: x -> (logits at the input size, N x K sampled activations in key order)."""
+    network = fx.GraphModule(model.net, GraphTracer().trace(model.net), "GatheredESPNet")
+    graph = network.graph
+    calls, places = {}, _gather_places(graph)
+    for node in graph.find_nodes(op="call_module"):
+        calls.setdefault(node.target, []).append(node)
+    parts = [_insert_gather(network, calls.get(gather.name, []), places, gather, i, model.device)
+             for i, gather in enumerate(key.layer_gathers())]
+    output = graph.find_nodes(op="output")[0]
+    with graph.inserting_before(output):
+        logits = output.args[0]
+        if not model.full:
+            logits = graph.call_function(to_input_size, (logits, graph.find_nodes(op="placeholder")[0]))
+        output.args = ((logits, graph.call_function(torch.cat, (parts, 1))),)
+    graph.lint()
+    network.recompile()
+    return network
+
+
+def _gather_places(graph):
+    """Where each layer's gather goes: before the first function, method or output that follows the layer.
+
+    A run of layers (convolution, BatchNorm, PReLU) is gathered together after its last one. The first
+    operator after a convolution costs far more than the next ones (about 25 against 4 us on one CPU
+    thread: caches the convolution evicted), so one gather point per run is 1-2 % of ESPNet's time less
+    than one per layer, while no map lives much longer. (No ESPNet layer writes its input in place, so a
+    map read later is still the layer's output.)
+    """
+    places, waiting = {}, []
+    for node in graph.nodes:
+        if node.op == "call_module":
+            waiting.append(node)
+        elif node.op in ("call_function", "call_method", "output"):
+            places.update((layer, node) for layer in waiting)
+            waiting = []
+    return places
+
+
+def _insert_gather(network, calls, places, gather, i, device):
+    """The node reading ``gather``'s samples after its layer's only call, at that layer's place."""
+    if len(calls) != 1:
+        raise DaainError(f"layer {gather.name} runs {len(calls)} times per forward: expected once "
+                         "(the model does not match the key)")
+    network.register_buffer(f"index_{i}", torch.as_tensor(gather.flat_indices, device=device))
+    network.register_buffer(f"nhwc_index_{i}", torch.as_tensor(gather.nhwc_indices, device=device))
+    graph = network.graph
+    with graph.inserting_before(places[calls[0]]):
+        return graph.call_function(gather_samples, (calls[0], graph.get_attr(f"index_{i}"),
+                                                    graph.get_attr(f"nhwc_index_{i}")))
+
+
 class ActivationMonitor(nn.Module):
-    """Hooks ``key``'s layers on ``model`` and returns (logits, sampled activations N x K) per forward."""
+    """``key``'s activations of ``model``: (logits, sampled activations N x K) per forward, differentiable."""
 
     def __init__(self, model, key):
         super().__init__()
         self.model = model
         self.key = key
-        self._parts = {}
-        self._handles = []
-        modules = dict(model.net.named_modules())
-        device = model.device
-        self._order = []
-        for i, gather in enumerate(key.layer_gathers()):
-            self.register_buffer(f"index_{i}", torch.as_tensor(gather.flat_indices, device=device))
-            self.register_buffer(f"nhwc_index_{i}", torch.as_tensor(gather.nhwc_indices, device=device))
-            self._order.append(gather.name)
-            self._handles.append(modules[gather.name].register_forward_hook(self._hook(gather.name, i)))
-
-    def _hook(self, name, i):
-        """Reads the layer's output through a view in its own memory layout.
-
-        ESPNet runs channels-last on CPU when fed ``preprocess``'s tensors; reshaping that to NCHW would copy
-        every map.
-        """
-        index, nhwc_index = f"index_{i}", f"nhwc_index_{i}"
-
-        def hook(_module, _inputs, output):
-            if output.is_contiguous():
-                flat, positions = output.view(output.shape[0], -1), getattr(self, index)
-            else:
-                flat = output.permute(0, 2, 3, 1).reshape(output.shape[0], -1)
-                positions = getattr(self, nhwc_index)
-            self._parts[name] = flat.index_select(1, positions)
-        return hook
+        self.network = gathered_network(model, key)
 
     def forward(self, x):
-        self._parts.clear()
-        logits = self.model.logits(x)
-        try:
-            activations = torch.cat([self._parts[name] for name in self._order], 1)
-        except KeyError as exc:
-            raise DaainError(f"hooked layer {exc} did not run: the model does not match the key") from exc
-        finally:
-            self._parts.clear()
-        return logits, activations
-
-    def remove(self):
-        """Detaches the hooks (the model then runs unobserved)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        return self.network(x)

@@ -131,7 +131,8 @@ class Evaluation:
 
 
 def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshold=None, debounce_k=1,
-                 debounce_n=1, batch_size=8, device="auto", pipeline=None, argv=None, progress=True):
+                 debounce_n=1, batch_size=8, device="auto", backend="torch", threads=None, onnx=None, spin=False,
+                 pipeline=None, argv=None, progress=True):
     """Scores every frame of a bag's image topic and writes the evaluation to ``out``; returns its summary.
 
     Writes ``frames.csv``, the output bag ``OUT/bag`` (which must not exist), ``summary.json``,
@@ -141,9 +142,11 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
     :param labels: anomaly labels file; default ``BAG/labels.json`` when present.
     :param threshold: overrides the detector's calibrated threshold.
     :param debounce_k: the flag rises while ``debounce_k`` of the last ``debounce_n`` frames are anomalous.
+    :param backend: ``torch`` or ``onnxruntime``, with ``threads``, ``onnx`` and ``spin`` as
+        :meth:`~daain_ros.pipeline.Pipeline.load` takes them.
     :param pipeline: a :class:`~daain_ros.pipeline.Pipeline` already loaded from ``model`` and ``detector``
-        (a fleet worker loads it once for many bags); it carries its own device and threshold, so ``device``
-        is unused and ``threshold`` must be None. Default: loaded here.
+        (a fleet worker loads it once for many bags); it carries its own device, backend and threshold, so
+        ``device`` and the backend's settings are unused and ``threshold`` must be None. Default: loaded here.
     :param argv: the command line recorded in the provenance (default ``sys.argv``).
     :param progress: show a progress bar of the frames.
     :returns: the summary of :func:`daain_ros.evaluation.bag_report.write` (as in ``summary.json``).
@@ -166,13 +169,14 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
                          f"threshold, {pipeline.threshold:.6g}, is set when it is loaded)")
     origin = provenance(argv)
     if pipeline is None:
-        pipeline = Pipeline.load(model, detector, device, threshold)
+        pipeline = Pipeline.load(model, detector, device, threshold, backend, threads, onnx=onnx, spin=spin)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     evaluation = Evaluation(pipeline, topic, labels, debounce, bag_report.FrameRecords())
     evaluation.replay(bag, count, out, batch_size, progress)
     setup = dict(bag=str(bag), topic=topic, model=str(model), detector=str(detector),
                  labels=None if labels_path is None else str(labels_path), device=str(pipeline.device),
+                 backend=pipeline.backend.name,
                  batch_size=batch_size, threshold=pipeline.threshold,
                  debounce=dict(k=debounce.k, n=debounce.n), wall_s=round(time.perf_counter() - started, 3),
                  provenance=origin)

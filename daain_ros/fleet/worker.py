@@ -18,15 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from daain_ros.errors import DaainError, one_line
 from daain_ros.fleet.pool import PoolWorker
-from daain_ros.segmentation.subnormal import flush_denormals
 
 
 def _set_up(threads):
-    """What every entry point of the package does, and the worker's share of the node's CPUs."""
+    """What every entry point of the package does, and the worker's share of the node's CPUs.
+
+    torch loads here, in the worker: the driver imports this module for the actor classes only.
+    """
+    import torch
+
+    from daain_ros.segmentation.subnormal import flush_denormals
+
     flush_denormals()
     torch.set_num_threads(threads)
 
@@ -158,4 +163,4 @@ class ActivationWorker(PoolWorker):
                 images = []
         if images:
             parts.append(extract_activations(self.monitor, images, self.key.size, self.batch_size, False)[0])
-        return torch.cat(parts).cpu().numpy().astype(np.float32, copy=False)
+        return np.concatenate([part.cpu().numpy() for part in parts]).astype(np.float32, copy=False)

@@ -80,9 +80,11 @@ class FrameJudge:
         return self._worker.done()
 
     def describe(self):
-        width, height = self.pipeline.size
-        return (f"{width}x{height} on {self.pipeline.device}, threshold {self.pipeline.threshold:.6g}, debounce "
-                f"{self._debounce.k} of {self._debounce.n}")
+        (width, height), settings = self.pipeline.size, self.settings
+        threads = settings.threads or "default"
+        return (f"{width}x{height} on {self.pipeline.device} ({settings.backend}, threads {threads}, compile "
+                f"{settings.compile}), threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
+                f"{self._debounce.n}")
 
     def set_debounce(self, k, n):
         with self._lock:

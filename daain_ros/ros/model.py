@@ -44,8 +44,14 @@ def apply_threshold(pipeline, value):
 
 
 def load_pipeline(settings, logger):
-    """Loads model and detector, checks the network size, applies the threshold and warms up."""
-    pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device)
+    """Loads model and detector, checks the network size, applies the threshold and warms up.
+
+    The warm-up frame also captures the CUDA graph or compiles the model when ``compile`` asks for it, so the
+    first camera frame runs as fast as the others. Call it on the thread that runs inference: torch's
+    thread count belongs to the calling thread's OpenMP team.
+    """
+    pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device, backend=settings.backend,
+                             threads=settings.threads or None, compile=settings.compile)
     try:
         if pipeline.model.subnormals_zeroed:
             logger.info(f"{pipeline.model.name}: {pipeline.model.subnormals_zeroed} subnormal weights set to zero "

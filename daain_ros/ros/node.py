@@ -13,27 +13,33 @@ flag says anomaly = true. States, topics, parameters and the fail-closed rules: 
 ``config/detector.yaml``.
 """
 
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.task import Future
-from sensor_msgs.msg import CompressedImage, Image
+# torch's OpenMP threads read their wait policy once, when torch loads (below): a thread that spins while it
+# waits for a sibling which a competing process has descheduled takes the core that sibling needs, and with
+# threads >= 2 the frame rate collapses (docs/node.md, "Contention"). An explicit setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from daain_ros.errors import DaainError, one_line
-from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg
-from daain_ros.ros import health
-from daain_ros.ros.debounce import KOfN
-from daain_ros.ros.fastdds import use_fastdds_profile
-from daain_ros.ros.judging import FrameJudge
-from daain_ros.ros.model import free_memory, load_pipeline
-from daain_ros.ros.outputs import VerdictPublisher
-from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change
-from daain_ros.segmentation.subnormal import flush_denormals
+import rclpy  # noqa: E402 (after the wait policy is set)
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: E402
+from rclpy.exceptions import ParameterException  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn  # noqa: E402
+from rclpy.task import Future  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from daain_ros.errors import DaainError, one_line  # noqa: E402
+from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg  # noqa: E402
+from daain_ros.ros import health  # noqa: E402
+from daain_ros.ros.debounce import KOfN  # noqa: E402
+from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
+from daain_ros.ros.judging import FrameJudge  # noqa: E402
+from daain_ros.ros.model import free_memory, load_pipeline  # noqa: E402
+from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
+from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
+from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
 
 NODE_NAME = "detector_node"
 #: While not judging, the standing verdict is published again this often, for diagnostics that join late.

@@ -14,9 +14,15 @@ from dataclasses import dataclass, fields
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 
+from daain_ros.accelerate import COMPILE_MODES
+from daain_ros.deploy import BACKENDS
 from daain_ros.errors import DaainError
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.qos import RELIABILITY
+
+#: One intra-op thread: with more, every operator waits for its slowest thread, which a competing process
+#: can keep off its core (docs/node.md, "Contention").
+DEFAULT_THREADS = 1
 
 # name -> (default, description)
 PARAMETERS = {
@@ -24,6 +30,10 @@ PARAMETERS = {
     "model_path": ("", "ESPNet checkpoint (.pth or .safetensors) the detector was fitted for"),
     "detector_path": ("", "detector directory (detector.json + detector.safetensors)"),
     "device": ("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"),
+    "backend": ("torch", "torch (PyTorch, one graph) or onnxruntime (ONNX Runtime's CPU execution provider)"),
+    "threads": (DEFAULT_THREADS, "intra-op threads of the backend (torch's, or ONNX Runtime's pool, which does not "
+                                 "spin); 0 = the backend's own default, one per core"),
+    "compile": ("auto", "auto (cuda-graph on CUDA, off elsewhere), off, cuda-graph or torch-compile"),
     "width": (0, "network input width; 0 = the detector's fitted width, otherwise it must equal it"),
     "height": (0, "network input height; 0 = the detector's fitted height, otherwise it must equal it"),
     "image_reliability": ("best_effort", "QoS reliability of the image subscription: best_effort (sensor "
@@ -55,6 +65,9 @@ class Settings:
     model_path: str
     detector_path: str
     device: str
+    backend: str
+    threads: int
+    compile: str  # noqa: A003 (the parameter's name; read as settings.compile, it shadows nothing)
     width: int
     height: int
     image_reliability: str
@@ -76,6 +89,10 @@ class Settings:
             raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected > 0 s")
         check_choice("image_transport", settings.image_transport, TRANSPORTS)
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
+        check_choice("backend", settings.backend, BACKENDS)
+        check_choice("compile", settings.compile, COMPILE_MODES)
+        if settings.threads < 0:
+            raise DaainError(f"parameter threads={settings.threads}: expected 0 (the backend's default) or more")
         settings.debounce()
         return settings
 

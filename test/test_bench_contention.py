@@ -1,0 +1,34 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The competing processes of the node benchmark's contention runs: pinned to the given cores, always killed."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy", reason="the node benchmark needs rclpy (a ROS 2 install or the venv's wheels)")
+
+from daain_ros.bench.node import BUSY_LOOP, competing_processes  # noqa: E402 (after the skip)
+
+
+def test_busy_loops_run_on_the_given_cores_and_are_killed_when_the_run_fails():
+    cpus = {min(os.sched_getaffinity(0))}
+    with pytest.raises(RuntimeError, match="a failed run"):
+        with competing_processes(2, cpus) as pids:
+            assert len(set(pids)) == 2
+            for pid in pids:
+                assert os.sched_getaffinity(pid) == cpus
+                assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2] == BUSY_LOOP.encode()
+            raise RuntimeError("a failed run")
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"busy loop {pid} outlived its run"
+
+
+def test_no_competitor_starts_nothing():
+    with competing_processes(0) as pids:
+        assert pids == []

@@ -1,0 +1,61 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The node's parameters: the config file lists each with its default, and configure refuses bad values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("rclpy", reason="the node's settings need rclpy (a ROS 2 install or the venv's wheels)")
+
+from daain_ros.errors import DaainError  # noqa: E402 (after the skip)
+from daain_ros.ros.settings import PARAMETERS, Settings  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "detector.yaml"
+
+
+def read(**changes):
+    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    values.update(model_path="m.pth", detector_path="detector", **changes)
+    return Settings.read(values.__getitem__)
+
+
+def test_config_file_sets_every_parameter_to_its_default():
+    config = yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"]
+    assert config == {name: default for name, (default, _) in PARAMETERS.items()}
+
+
+def test_backend_threads_and_compile_are_read():
+    settings = read(backend="onnxruntime", threads=2, compile="off")
+    assert (settings.backend, settings.threads, settings.compile) == ("onnxruntime", 2, "off")
+    assert read().threads >= 1, "the default must be a thread count, not the backend's one per core"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(backend="tensorrt"), "parameter backend='tensorrt': expected one of torch, onnxruntime"),
+    (dict(compile="jit"), "parameter compile='jit': expected one of auto, off, cuda-graph, torch-compile"),
+    (dict(threads=-1), r"parameter threads=-1: expected 0 \(the backend's default\) or more"),
+])
+def test_bad_values_are_refused_in_one_line_naming_them(changes, message):
+    with pytest.raises(DaainError, match=message):
+        read(**changes)
+
+
+def test_node_sets_a_passive_openmp_wait_policy_before_torch_loads():
+    """GNU OpenMP reads OMP_WAIT_POLICY once, when torch loads; the node's module sets it first, unless given."""
+    code = ("import os, sys; import daain_ros.ros; loaded = 'torch' in sys.modules; import daain_ros.ros.node; "
+            "print(loaded, os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "PASSIVE"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "ACTIVE"]

@@ -42,13 +42,17 @@ DRIVE := $(SHARED)/data/footage/solidWhiteRight.mp4
 out/detector/detector.json: | setup
 	$(VENV)/bin/daain fit --model $(ESPNET) --data $(DRIVE) --frames 0:150 --out out/detector
 
-out/surrogate/detector.json: | setup
-	$(VENV)/bin/daain fit --model $(ESPNET) --data $(DRIVE) --frames 0:150 --out out/surrogate
+# The adaptive attackers' own detectors: the same recipe, each with its own random key.
+SURROGATES := out/surrogate1 out/surrogate2 out/surrogate3
+
+out/surrogate%/detector.json: | setup
+	$(VENV)/bin/daain fit --model $(ESPNET) --data $(DRIVE) --frames 0:150 --out out/surrogate$*
 
 # The evaluation protocol (docs/evaluation.md): fit on frames 0-149, evaluate on 150-220 and the udacity_p1 stills.
-evaluate: setup out/detector/detector.json out/surrogate/detector.json
+evaluate: setup out/detector/detector.json $(SURROGATES:%=%/detector.json)
 	$(VENV)/bin/daain evaluate --detector out/detector --model $(ESPNET) --data $(DRIVE) --frames 150:221 \
-		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 --surrogate out/surrogate \
+		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 \
+		$(SURROGATES:%=--surrogate %) \
 		--domain $(SHARED)/data/footage/udacity_720p --domain $(SHARED)/data/footage/other --out out/evaluate
 
 bench: setup

@@ -10,35 +10,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def test_adaptive_attacker_rows(fitted_detector, p2q8, drive_frames):
-    from daain_ros.detector.artifact import load_detector
-    from daain_ros.evaluation.adaptive import adaptive_attack
-    from daain_ros.evaluation.protocol import EvaluationConfig, adaptive_rows, at_network_size
-    from daain_ros.pipeline import Pipeline
-    hooks = sum(len(m._forward_hooks) for m in p2q8.net.modules())
-    pipeline = Pipeline(p2q8, load_detector(fitted_detector, p2q8))
-    config = EvaluationConfig(attack_steps=2, extra_eps_stride=1)
-    try:
-        rows = adaptive_rows(pipeline, pipeline.detector, drive_frames[214:218], config, progress=False)
-        added = len(pipeline.detector.key.layer_gathers())
-        assert sum(len(m._forward_hooks) for m in p2q8.net.modules()) == hooks + added
-        attacked = adaptive_attack(p2q8, pipeline.detector, at_network_size(drive_frames[214:218], pipeline.size),
-                                   config.eps[0], pipeline.size, config.seed, config.attack_steps)
-        flagged = [result.anomalous for result in pipeline.process(attacked)]
-    finally:
-        pipeline.close()
-    assert sum(len(m._forward_hooks) for m in p2q8.net.modules()) == hooks
-    assert [r["attacker"] for r in rows] == ["surrogate", "white-box"]
-    surrogate, white_box = ({k: v for k, v in row.items() if k != "attacker"} for row in rows)
-    assert surrogate == white_box  # the surrogate passed is the detector itself: the same seeded attack
-    assert white_box["frames"] == 4 and white_box["pixel_agreement"] < 0.9
-    assert white_box["flag_rate"] == np.mean(flagged)  # what the production path flags on the attacked frames
 
 
 def test_evaluate_writes_report_results_and_plots(fitted_detector, espnet_dir, footage_dir, tmp_path):

@@ -26,7 +26,7 @@ from daain_ros.demo.default_assets import default_model_path
 from daain_ros.demo.drive import default_detector_path
 from daain_ros.deploy.export import FORMAT, detector_sha256
 from daain_ros.detector.artifact import METADATA, save_detector
-from daain_ros.errors import DetectorFileError
+from daain_ros.errors import DaainError, DetectorFileError
 from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import ESPNet, load_espnet, save_espnet
 
@@ -149,3 +149,9 @@ def test_score_on_onnxruntime_prints_what_torch_prints(exported, tmp_path, capsy
     for ours, theirs in zip(lines["onnxruntime"], lines["torch"], strict=True):
         assert ours["flag"] == theirs["flag"] and ours["frame"] == theirs["frame"]
         assert ours["score"] == pytest.approx(theirs["score"], rel=1e-5)
+
+
+def test_onnxruntime_refuses_a_torch_compile_mode():
+    with pytest.raises(DaainError, match="compile 'cuda-graph' with backend onnxruntime: expected auto or off"):
+        Pipeline.load(default_model_path(), default_detector_path(), "cpu", backend="onnxruntime",
+                      compile="cuda-graph")

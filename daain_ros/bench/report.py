@@ -163,6 +163,25 @@ def _node_markdown(node, sub):
                  f"({at30['dropped']} dropped), latency {_md(at30.get('latency_first_half_ms'))} ms in the first "
                  f"half and {_md(at30.get('latency_second_half_ms'))} ms in the second, RSS "
                  f"{_md(at30.get('rss_start_mb'), '.0f')} -> {_md(at30.get('rss_end_mb'), '.0f')} MB.")
+    return lines + [""] + _contention_markdown(node.get("contention"))
+
+
+def _contention_markdown(contention):
+    """Each backend and thread count's top rate alone and beside a competing busy loop (older results: none)."""
+    if not contention:
+        return []
+    lines = [f"Beside {contention['competing_processes']} competing CPU-bound process on the same cores "
+             f"(CPUs {contention['cpus']}, OMP_WAIT_POLICY {contention['omp_wait_policy']}), every frame judged up to:",
+             "", "| backend | threads | alone Hz | contended Hz | contended / alone | median ms alone | median ms "
+             "contended |", "|---|---|---|---|---|---|---|"]
+    for row in contention["settings"]:
+        if row.get("error"):
+            lines.append(f"| {row['backend']} | {row['threads']} | {row['error']} | | | | |")
+            continue
+        idle, busy = row["idle"], row["contended"]
+        lines.append(f"| {row['backend']} | {row['threads']} | {_md(idle['max_rate_hz'], '.0f')} | "
+                     f"{_md(busy['max_rate_hz'], '.0f')} | {_md(row['ratio'], '.2f')} | {_md(idle['median_ms'])} | "
+                     f"{_md(busy['median_ms'])} |")
     return lines + [""]
 
 

@@ -59,6 +59,9 @@ def load_backend(name, model, detector, detector_dir, threads=None, onnx=None, s
         if onnx is not None:
             raise DaainError(f"exported graph {onnx} given with backend torch: expected backend onnxruntime")
         return TorchBackend(model, detector, compile)
+    if compile not in ("auto", "off"):
+        raise DaainError(f"compile {compile!r} with backend onnxruntime: expected auto or off (ONNX Runtime "
+                         "optimises its own graph)")
     if model.device.type != "cpu":
         raise DaainError(f"backend onnxruntime on device {model.device}: expected cpu (its CPU execution "
                          "provider; on a GPU use backend torch, or build a TensorRT engine from 'daain export')")

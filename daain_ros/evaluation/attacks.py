@@ -22,9 +22,6 @@ is rounded back to a valid uint8 image with every pixel within ``floor(eps * 255
 Untargeted attacks push every pixel away from the clean prediction; ``-road``/``-person`` pull every pixel
 towards that class. Iterative attacks take ``DEFAULT_STEPS`` = 10 steps of ``2.5 * eps / steps`` (Madry's
 step rule): about 3 s per 512x256 image on one CPU thread (FGSM 0.3-0.45 s).
-
-An adaptive attacker passes ``extra_loss(x) -> tensor`` (``x`` the network input, the tensor is a scalar or
-one value per image); the attacker minimises ``attack loss + extra_loss(x)``, e.g. a detector's score.
 """
 
 import math
@@ -74,7 +71,7 @@ def predict_labels(model, images_bgr, size=DEFAULT_SIZE, batch_size=BATCH_SIZE):
     return torch.cat(labels).numpy()
 
 
-def _check_images(images_bgr):
+def check_images(images_bgr):
     images = [np.asarray(im) for im in images_bgr]
     if not images:
         raise ImageError("no images given: expected at least one HxWx3 BGR uint8 image")
@@ -87,7 +84,7 @@ def _check_images(images_bgr):
     return images
 
 
-def _check_budget(eps, steps):
+def check_budget(eps, steps):
     if not 1 / 255 - 1e-9 <= eps <= 1:
         raise DaainError(f"eps {eps!r}: expected a budget from 1/255 to 1 in [0, 1] pixel units (e.g. 4/255); "
                          "smaller ones vanish when rounded to uint8")
@@ -95,12 +92,12 @@ def _check_budget(eps, steps):
         raise DaainError(f"steps {steps!r}: expected a positive integer")
 
 
-def _pixels(images, device):
+def pixel_batch(images, device):
     """Nx3xHxW uint8 on ``device``: four times smaller than floats, for fitting a UAP on many frames."""
     return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2)
 
 
-def _labels(model, pixels, target, size):
+def reference_labels(model, pixels, target, size):
     """What each attack measures its loss against: the clean prediction, or the target class everywhere."""
     if target is not None:
         return torch.full((len(pixels), size[1], size[0]), target, dtype=torch.uint8, device=pixels.device)
@@ -109,17 +106,13 @@ def _labels(model, pixels, target, size):
                           for i in range(0, len(pixels), BATCH_SIZE)])
 
 
-def _objective(model, unit, labels, targeted, size, extra_loss):
+def _objective(model, unit, labels, targeted, size):
     """What the attacker minimises, summed over images (each image's gradient is its own)."""
-    x = network_input(unit, size)
-    loss = F.cross_entropy(model.logits(x), labels.long(), reduction="none").mean((1, 2))
-    loss = loss if targeted else -loss
-    if extra_loss is not None:
-        loss = loss + extra_loss(x)
-    return loss.sum()
+    loss = F.cross_entropy(model.logits(network_input(unit, size)), labels.long(), reduction="none").mean((1, 2))
+    return (loss if targeted else -loss).sum()
 
 
-def _sign_descent(model, pixels, labels, delta, targeted, alpha, steps, eps, size, extra_loss):
+def _sign_descent(model, pixels, labels, delta, targeted, alpha, steps, eps, size):
     """Projected sign-gradient descent on ``delta``: Nx3xHxW per image, or 1x3xHxW shared (universal).
 
     A universal delta takes one step per pass over all images, along its gradient summed over them.
@@ -134,7 +127,7 @@ def _sign_descent(model, pixels, labels, delta, targeted, alpha, steps, eps, siz
             chunk = slice(start, start + BATCH_SIZE)
             with torch.enable_grad():  # also when the caller runs under no_grad
                 perturbed = (pixels[chunk] / 255.0 + (delta if universal else delta[chunk])).clamp(0, 1)
-                objective = _objective(model, perturbed, labels[chunk], targeted, size, extra_loss)
+                objective = _objective(model, perturbed, labels[chunk], targeted, size)
                 grad += torch.autograd.grad(objective, delta)[0]
         delta = (delta.detach() - alpha * grad.sign()).clamp(-eps, eps)
         if not universal:  # stay a valid image; a universal delta is clipped per image when applied
@@ -142,69 +135,66 @@ def _sign_descent(model, pixels, labels, delta, targeted, alpha, steps, eps, siz
     return delta
 
 
-def _quantize(delta, eps):
+def quantize(delta, eps):
     """Whole pixel steps within the budget, so rounding to uint8 never leaves the eps-ball."""
     limit = math.floor(eps * 255 + 1e-6)
     return (delta * 255).round().clamp(-limit, limit)
 
 
-def _attack_batch(model, images, kind, eps, size, steps, generator, extra_loss):
+def _attack_batch(model, images, kind, eps, size, steps, generator):
     target, iterative, random_start = _SPECS[kind]
-    pixels = _pixels(images, model.device)
-    labels = _labels(model, pixels, target, size)
+    pixels = pixel_batch(images, model.device)
+    labels = reference_labels(model, pixels, target, size)
     steps = (steps or DEFAULT_STEPS) if iterative else 1
     alpha = 2.5 * eps / steps if iterative else eps
     delta = torch.zeros(pixels.shape, device=pixels.device)
     if random_start:
         noise = torch.rand(pixels.shape, generator=generator).to(pixels.device)
         delta = ((pixels / 255.0 + (2 * noise - 1) * eps).clamp(0, 1) - pixels / 255.0)
-    delta = _sign_descent(model, pixels, labels, delta, target is not None, alpha, steps, eps, size, extra_loss)
-    perturbed = (pixels.float() + _quantize(delta, eps)).clamp(0, 255).byte()
+    delta = _sign_descent(model, pixels, labels, delta, target is not None, alpha, steps, eps, size)
+    perturbed = (pixels.float() + quantize(delta, eps)).clamp(0, 255).byte()
     return [np.ascontiguousarray(im) for im in perturbed.permute(0, 2, 3, 1).cpu().numpy()]
 
 
-def attack(model, images_bgr, kind, eps=DEFAULT_EPS, size=DEFAULT_SIZE, seed=0, steps=None, extra_loss=None):
+def attack(model, images_bgr, kind, eps=DEFAULT_EPS, size=DEFAULT_SIZE, seed=0, steps=None):
     """Perturbs BGR uint8 images (one size) with attack ``kind``; returns uint8 images of that size.
 
     :param steps: iterations of the iterative attacks and the UAP fit (default ``DEFAULT_STEPS``);
         FGSM is one step whatever is given.
-    :param extra_loss: optional differentiable ``extra_loss(network_input) -> tensor`` the attacker also
-        minimises (adaptive attacks).
     ``uap`` fits one perturbation on ``images_bgr`` themselves and applies it to them; to attack held-out
     frames, call ``fit_uap`` on fit frames and ``apply_uap`` on the others.
     """
     if kind not in ATTACKS:
         raise DaainError(f"attack {kind!r}: expected one of {', '.join(ATTACKS)}")
-    images = _check_images(images_bgr)
+    images = check_images(images_bgr)
     size = check_network_size(*size)
-    _check_budget(eps, steps)
+    check_budget(eps, steps)
     if kind == "uap":
-        return apply_uap(images, fit_uap(model, images, eps, size, seed, steps, extra_loss))
+        return apply_uap(images, fit_uap(model, images, eps, size, seed, steps))
     generator = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, len(images), BATCH_SIZE):
-        out += _attack_batch(model, images[start:start + BATCH_SIZE], kind, eps, size, steps, generator,
-                             extra_loss)
+        out += _attack_batch(model, images[start:start + BATCH_SIZE], kind, eps, size, steps, generator)
     return out
 
 
-def fit_uap(model, images_bgr, eps=DEFAULT_EPS, size=DEFAULT_SIZE, seed=0, steps=None, extra_loss=None):
+def fit_uap(model, images_bgr, eps=DEFAULT_EPS, size=DEFAULT_SIZE, seed=0, steps=None):
     """A universal perturbation (HxWx3 float32 in [0, 1] units, whole pixel steps) for images of one size.
 
     Untargeted: every fit image is pushed away from its clean prediction. Each of ``steps`` (default
     ``DEFAULT_STEPS``) sign steps of ``2.5 * eps / steps`` uses the gradient summed over all fit images,
     from a uniform random start drawn with ``seed``.
     """
-    images = _check_images(images_bgr)
+    images = check_images(images_bgr)
     size = check_network_size(*size)
-    _check_budget(eps, steps)
+    check_budget(eps, steps)
     steps = steps or DEFAULT_STEPS
-    pixels = _pixels(images, model.device)
-    labels = _labels(model, pixels, None, size)
+    pixels = pixel_batch(images, model.device)
+    labels = reference_labels(model, pixels, None, size)
     generator = torch.Generator().manual_seed(seed)
     start = ((2 * torch.rand((1,) + pixels.shape[1:], generator=generator) - 1) * eps).to(pixels.device)
-    delta = _sign_descent(model, pixels, labels, start, False, 2.5 * eps / steps, steps, eps, size, extra_loss)
-    return _quantize(delta, eps)[0].permute(1, 2, 0).cpu().numpy() / np.float32(255)
+    delta = _sign_descent(model, pixels, labels, start, False, 2.5 * eps / steps, steps, eps, size)
+    return quantize(delta, eps)[0].permute(1, 2, 0).cpu().numpy() / np.float32(255)
 
 
 def apply_uap(images_bgr, perturbation):
@@ -214,7 +204,7 @@ def apply_uap(images_bgr, perturbation):
     """
     perturbation = np.asarray(perturbation, np.float32)
     out = []
-    for image in _check_images(images_bgr):
+    for image in check_images(images_bgr):
         offsets = perturbation
         if offsets.shape != image.shape:
             offsets = cv2.resize(offsets, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)

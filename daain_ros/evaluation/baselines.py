@@ -156,13 +156,15 @@ def forward_with_features(model, x, forward=None):
     """One segmentation forward: (what ``forward`` returns, pooled encoder features N x 256).
 
     The features are the global average pool of ``encoder.features(x)[2]`` (level-3 concatenation after
-    its BN-PReLU ``b3``), taken by a hook so the forward is not repeated.
+    its BN-PReLU ``b3``), taken by a hook on ``b3``'s PReLU so the forward is not repeated. The hook sits
+    on that leaf layer because the monitor's graph (:mod:`daain_ros.detector.monitor`) calls leaf layers
+    as modules but traces through their parents.
 
     :param forward: runs ``model`` on ``x``; default ``model.logits`` (logits at input size); a pipeline's
         monitor gives (logits, sampled activations) from the same forward.
     """
     captured = []
-    handle = encoder_of(model).b3.register_forward_hook(lambda m, i, out: captured.append(out.mean((2, 3))))
+    handle = encoder_of(model).b3.act.register_forward_hook(lambda m, i, out: captured.append(out.mean((2, 3))))
     try:
         out = (forward or model.logits)(x)
     finally:

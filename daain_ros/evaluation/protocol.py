@@ -17,15 +17,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from daain_ros.evaluation.adaptive import ADAPTIVE_KIND, adaptive_attack
+from daain_ros.detector.monitor import ActivationMonitor
+from daain_ros.evaluation.adaptive import DAMAGED, AdaptiveConfig, adaptive_attack
+from daain_ros.evaluation.adaptive_critics import TRANSFER_MARGIN, DetectorCritic
 from daain_ros.evaluation.anomalies import is_attack, perturb
 from daain_ros.evaluation.attacks import ATTACKS, apply_uap, compare_labels, fit_uap
 from daain_ros.evaluation.baselines import Mahalanobis, MCDropout, baseline_scores, forward_with_features
 from daain_ros.evaluation.corruptions import CORRUPTIONS
+from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
 from daain_ros.evaluation.metrics import detection_metrics, flag_rate
 from daain_ros.segmentation.preprocess import preprocess, resize_bgr
 
 METHODS = ("daain", "msp", "max_logit", "entropy", "mc_dropout", "mahalanobis")
+ADAPTIVE_EPS = (2 / 255, 4 / 255, 8 / 255)
 
 
 @dataclass(frozen=True)
@@ -49,20 +53,21 @@ def at_network_size(images_bgr, size):
 
 
 class Scorer:
-    """Runs the pipeline's monitored forward once per batch and derives every method's score from it.
+    """Runs the monitored forward once per batch and derives every method's score from it.
 
     DAAIN's from the sampled activations, the baselines' (``baseline_scores``) from the logits and pooled features.
     """
 
     def __init__(self, pipeline, mahalanobis=None, mc_passes=4, seed=0):
         self.pipeline = pipeline
+        self.monitor = ActivationMonitor(pipeline.model, pipeline.detector.key)
         self.mahalanobis = mahalanobis
         self.mc_dropout = MCDropout(pipeline.model, passes=mc_passes, seed=seed) if mc_passes else None
 
     def _forward(self, x):
         """(logits, DAAIN scores, pooled encoder features) from one forward."""
         with torch.inference_mode():
-            (logits, activations), pooled = forward_with_features(self.pipeline.model, x, self.pipeline.monitor)
+            (logits, activations), pooled = forward_with_features(self.pipeline.model, x, self.monitor)
             return logits, self.pipeline.detector(activations), pooled
 
     def features(self, images, batch_size=8):
@@ -136,26 +141,59 @@ def evaluate(pipeline, clean_images, fit_images=None, config=EvaluationConfig(),
             "clean_frames": len(clean)}, raw
 
 
-def adaptive_rows(pipeline, surrogate, clean_images, config=EvaluationConfig(), progress=True):
-    """The real detector against PGD that keeps the surrogate (``surrogate``) or itself (white-box) quiet.
+def _attackers(pipeline, surrogates, fit):
+    """(name, keys attacked, critic factory) of each adaptive attacker the inputs allow (issue 16)."""
+    model = pipeline.model
+    attackers = [("white-box", 1, lambda: DetectorCritic(model, [pipeline.detector]))]
+    if surrogates:
+        attackers.append(("surrogate", 1, lambda: DetectorCritic(model, surrogates[:1], TRANSFER_MARGIN)))
+    if len(surrogates) > 1:
+        attackers.append(("surrogate-eot", len(surrogates),
+                          lambda: DetectorCritic(model, surrogates, TRANSFER_MARGIN)))
+    if fit:
+        attackers.append(("key-agnostic", 0, lambda: TypicalityCritic(
+            model, LayerStatistics.fit(model, fit, pipeline.size), fit)))
+    return attackers
 
-    Run on every ``extra_eps_stride``-th held-out frame at the first ``config.eps``: each step costs two
-    forwards. Rows carry ``attacker`` = ``surrogate`` or ``white-box``.
+
+def _judged(attacker, eps, outcome, scorer, clean, config):
+    """One ``adaptive`` row: the real detector's verdict on an attacker's images at one budget."""
+    (name, keys, margin), (clean_scores, clean_labels) = attacker, clean
+    scores, labels = scorer.score(outcome.images)
+    daain = scores["daain"]
+    threshold = scorer.pipeline.threshold
+    flagged = ~(daain <= threshold)  # a non-finite score is flagged, as the node does
+    agreement = (labels == clean_labels).mean((1, 2))
+    frames = len(daain)
+    return {"attacker": name, "eps": eps, "frames": frames,
+            "success_rate": float(np.mean((agreement <= DAMAGED) & ~flagged)), "flag_rate": float(flagged.mean()),
+            "pixel_agreement": float(agreement.mean()), "steps": config.steps, "restarts": config.restarts,
+            "steps_per_image": float(outcome.steps.mean()), "seconds_per_image": outcome.seconds / frames,
+            "keys": keys, "margin": margin, "clean_flag_rate": float(np.mean(~(clean_scores <= threshold))),
+            "scores": daain.tolist(), "clean_scores": clean_scores.tolist(), "agreements": agreement.tolist()}
+
+
+def adaptive_rows(pipeline, surrogates, clean_images, fit_images=None, config=AdaptiveConfig(),
+                  eps=ADAPTIVE_EPS, seed=0, progress=True):
+    """The real detector against each adaptive attacker at each budget: the ``adaptive`` list of results.json.
+
+    ``white-box`` attacks the real detector; ``surrogate`` the first of ``surrogates`` (detectors of the
+    same recipe with their own keys); ``surrogate-eot`` all of them at once (when there are several);
+    ``key-agnostic`` keeps every leaf layer typical of ``fit_images`` (when given). A success is a frame
+    that, as sent (uint8), is damaged (pixel agreement with the clean prediction <= ``DAMAGED``) and
+    not flagged by the real detector.
     """
-    clean = at_network_size(clean_images, pipeline.size)[::config.extra_eps_stride]
-    eps = config.eps[0]
+    clean = at_network_size(clean_images, pipeline.size)
+    fit = at_network_size(fit_images, pipeline.size) if fit_images else None
     scorer = Scorer(pipeline, mc_passes=0)
     clean_scores, clean_labels = scorer.score(clean, config.batch_size)
     rows = []
-    attackers = (("surrogate", surrogate), ("white-box", pipeline.detector))
-    for attacker, detector in tqdm(attackers, desc="adaptive", unit="attacker", disable=not progress):
-        images = adaptive_attack(pipeline.model, detector, clean, eps, pipeline.size, config.seed,
-                                 config.attack_steps)
-        scores, labels = scorer.score(images, config.batch_size)
-        rows.append({"kind": ADAPTIVE_KIND, "eps": eps, "method": "daain", "attacker": attacker,
-                     "frames": len(images), **detection_metrics(clean_scores["daain"], scores["daain"]),
-                     "flag_rate": flag_rate(scores["daain"], pipeline.threshold),
-                     **compare_labels(clean_labels, labels)})
+    for name, keys, make in tqdm(_attackers(pipeline, list(surrogates), fit), desc="adaptive", unit="attacker",
+                                 disable=not progress):
+        critic = make()
+        outcomes = [adaptive_attack(pipeline.model, critic, clean, value, config, seed) for value in eps]
+        rows += [_judged((name, keys, critic.margin), value, outcome, scorer, (clean_scores["daain"], clean_labels),
+                         config) for value, outcome in zip(eps, outcomes)]
     return rows
 
 

@@ -44,6 +44,26 @@ def _table(rows):
     return "\n".join(lines)
 
 
+ADAPTIVE_TEXT = (
+    "PGD on the segmentation (bounded damage) plus a hinge on what the attacker knows of the detector, its weight "
+    "searched per image over random restarts (`daain_ros.evaluation.adaptive`). `white-box` knows the real "
+    "detector, key and threshold; `surrogate` fitted the same recipe with its own key; `surrogate-eot` attacks "
+    "several such detectors at once; `key-agnostic` has no detector and keeps every leaf layer's activations as "
+    "typical as on clean fit frames, position by position. A success is a frame that, rounded to uint8, is "
+    "damaged (pixel agreement with the clean prediction <= 0.5) and not flagged by the real detector at its "
+    "calibrated threshold; the other columns are the real detector's too.")
+
+
+def _adaptive_table(rows):
+    """Markdown: one line per attacker and budget."""
+    lines = ["| attacker | eps | frames | success | flagged | pixel agreement | steps x restarts | steps used "
+             "| s / image |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['success_rate']:.0%} | "
+              f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} | {r['steps']} x {r['restarts']} | "
+              f"{r['steps_per_image']:.0f} | {r['seconds_per_image']:.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def _plot_grid(raw, path, draw, title):
     names = [n for n in raw if n != "clean"]
     cols = 4
@@ -115,7 +135,7 @@ def write_report(out, results, raw, threshold, domain=None, context=None, proven
 
 
 def markdown(document, level=2, figures=""):
-    """The evaluation as markdown, from its ``results.json``: the table, the adaptive attacker, other cameras.
+    """The evaluation as markdown, from its ``results.json``: the table, the adaptive attackers, other cameras.
 
     ``report.md`` and ``daain report`` both use it.
 
@@ -132,17 +152,8 @@ def markdown(document, level=2, figures=""):
         lines += [f"![ROC curves]({figures}{FIGURES['roc']})", "",
                   f"![DAAIN score histograms]({figures}{FIGURES['histograms']})", ""]
     if document.get("adaptive"):
-        lines += [f"{sub} Adaptive attacker: is the key a secret worth keeping?", "",
-                  "PGD that also keeps a detector below its threshold. `surrogate`: the attacker fitted the same "
-                  "recipe with another key on the same frames; `white-box`: the attacker has the real key. "
-                  "Columns are the real detector's. This attacker is weak (ten sign steps; its detector term, "
-                  "log1p of the excess score with weight 1 beside an unbounded cross-entropy, barely moves the "
-                  "gradient's sign): a white-box attacker with a balanced loss was measured to evade the detector, "
-                  "so these rows are no evidence of what the key buys.", "",
-                  "| attacker | eps | frames | AUROC | flagged | pixel agreement |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['auroc']:.3f} | "
-                  f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} |" for r in document["adaptive"]]
-        lines.append("")
+        lines += [f"{sub} Adaptive attackers: what the key buys", "", ADAPTIVE_TEXT, "",
+                  _adaptive_table(document["adaptive"]), ""]
     if document.get("domain"):
         lines += [f"{sub} Other cameras and conditions", "", "| source | frames | flagged | median | p90 |",
                   "|---|---|---|---|---|"]

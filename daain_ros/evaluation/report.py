@@ -123,9 +123,10 @@ def write_report(out, results, raw, threshold, domain=None, context=None, proven
     document = {**results, "threshold": threshold, "domain": domain_rows, "context": context or {},
                 "provenance": provenance or record_provenance()}
     (out / "results.json").write_text(json.dumps(document, indent=2))
-    _plot_grid(raw, out / FIGURES["roc"], _roc, "ROC: held-out clean vs anomalous")
-    _plot_grid(raw, out / FIGURES["histograms"], lambda ax, c, a: _histogram(ax, c, a, threshold),
-               "DAAIN scores: held-out clean vs anomalous (dashed: threshold)")
+    if len(raw) > 1:  # anomaly kinds were scored (``--kinds ""`` runs the adaptive attackers alone)
+        _plot_grid(raw, out / FIGURES["roc"], _roc, "ROC: held-out clean vs anomalous")
+        _plot_grid(raw, out / FIGURES["histograms"], lambda ax, c, a: _histogram(ax, c, a, threshold),
+                   "DAAIN scores: held-out clean vs anomalous (dashed: threshold)")
     if domain:
         _domain_plot(raw["clean"]["daain"], domain, threshold, out / FIGURES["domain"])
     lines = ["# DAAIN evaluation", "", *provenance_lines(document["provenance"]), "", markdown(document)]
@@ -145,10 +146,11 @@ def markdown(document, level=2, figures=""):
     sub = "#" * level
     threshold = document["threshold"]
     lines = [f"Held-out clean frames: {document['clean_frames']}, flagged at the calibrated threshold "
-             f"({threshold:.4f}): {document['clean_flag_rate']:.1%}.", "",
-             "Cells: AUROC / AUPR (anomalous positive) / FPR at 95 % TPR. Pixel agreement: the attacked "
-             "prediction against the clean one (lower = a stronger attack).", "", _table(document["rows"]), ""]
-    if figures is not None:
+             f"({threshold:.4f}): {document['clean_flag_rate']:.1%}.", ""]
+    if document["rows"]:
+        lines += ["Cells: AUROC / AUPR (anomalous positive) / FPR at 95 % TPR. Pixel agreement: the attacked "
+                  "prediction against the clean one (lower = a stronger attack).", "", _table(document["rows"]), ""]
+    if figures is not None and document["rows"]:
         lines += [f"![ROC curves]({figures}{FIGURES['roc']})", "",
                   f"![DAAIN score histograms]({figures}{FIGURES['histograms']})", ""]
     if document.get("adaptive"):

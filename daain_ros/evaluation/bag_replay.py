@@ -132,7 +132,7 @@ class Evaluation:
 
 def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshold=None, debounce_k=1,
                  debounce_n=1, batch_size=8, device="auto", backend="torch", threads=None, onnx=None, spin=False,
-                 pipeline=None, argv=None, progress=True):
+                 compile="auto", pipeline=None, argv=None, progress=True):  # noqa: A002 (the option's name)
     """Scores every frame of a bag's image topic and writes the evaluation to ``out``; returns its summary.
 
     Writes ``frames.csv``, the output bag ``OUT/bag`` (which must not exist), ``summary.json``,
@@ -142,7 +142,7 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
     :param labels: anomaly labels file; default ``BAG/labels.json`` when present.
     :param threshold: overrides the detector's calibrated threshold.
     :param debounce_k: the flag rises while ``debounce_k`` of the last ``debounce_n`` frames are anomalous.
-    :param backend: ``torch`` or ``onnxruntime``, with ``threads``, ``onnx`` and ``spin`` as
+    :param backend: ``torch`` or ``onnxruntime``, with ``threads``, ``onnx``, ``spin`` and ``compile`` as
         :meth:`~daain_ros.pipeline.Pipeline.load` takes them.
     :param pipeline: a :class:`~daain_ros.pipeline.Pipeline` already loaded from ``model`` and ``detector``
         (a fleet worker loads it once for many bags); it carries its own device, backend and threshold, so
@@ -169,7 +169,8 @@ def evaluate_bag(bag, *, detector, model, out, topic=None, labels=None, threshol
                          f"threshold, {pipeline.threshold:.6g}, is set when it is loaded)")
     origin = provenance(argv)
     if pipeline is None:
-        pipeline = Pipeline.load(model, detector, device, threshold, backend, threads, onnx=onnx, spin=spin)
+        pipeline = Pipeline.load(model, detector, device, threshold, backend, threads, onnx=onnx, spin=spin,
+                                 compile=compile)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     evaluation = Evaluation(pipeline, topic, labels, debounce, bag_report.FrameRecords())

@@ -152,6 +152,13 @@ def _run(name, command, log, frames):
     return {"wall_s": round(wall, 3), "frames": frames, "frames_per_s": frames / wall, "command": command}
 
 
+def _require(paths, name, log):
+    """A run that wrote no result did not evaluate its bags: its time would be meaningless."""
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        raise DaainError(f"fleet bench: {name} wrote no {missing[0]} ({len(missing)} outputs missing); see {log}")
+
+
 def run_bench(config, out, work=None, argv=None):
     """Runs the benchmark and writes its JSON to ``out``; returns the document.
 
@@ -194,9 +201,13 @@ def _measure(config, work):
         "fleet": [_daain("fleet", "evaluate", *bags, *pair, "--out", work / "fleet", "--address", "local",
                          "--workers", config.workers, "--threads-per-worker", 1)],
     }
+    outputs = {"sequential": [folder / "summary.json" for folder in sequential_outs],
+               "plain": [work / "plain" / bag.name / "summary.json" for bag in bags],
+               "fleet_one": [work / "fleet_one" / "fleet.json"], "fleet": [work / "fleet" / "fleet.json"]}
     runs = {}
     for name, steps in commands.items():
         results = [_run(name, command, log, frames) for command in steps]
+        _require(outputs[name], name, log)
         wall = sum(r["wall_s"] for r in results)
         runs[name] = {"wall_s": round(wall, 3), "frames": frames, "frames_per_s": frames / wall,
                       "commands": [r["command"] for r in results], "processes": len(results)}

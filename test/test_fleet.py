@@ -273,6 +273,7 @@ def test_parallel_fit_activations_equal_the_single_process_ones(cluster, bags):
 
 def test_fit_with_address_local_gives_the_detector_of_a_single_process_fit(tmp_path):
     from daain_ros.detector.artifact import load_detector
+    from daain_ros.detector.monitor import ActivationMonitor
     from daain_ros.pipeline import Pipeline
     from daain_ros.segmentation.preprocess import preprocess
 
@@ -295,7 +296,8 @@ def test_fit_with_address_local_gives_the_detector_of_a_single_process_fit(tmp_p
     assert torch.equal(torch.from_numpy(parallel.key.indices), torch.from_numpy(pipeline.detector.key.indices))
     held_out = [f.image for f in open_source(STREET, parse_frames("300:308"))]
     with torch.inference_mode():
-        _, activations = pipeline.monitor(preprocess(held_out, pipeline.size, pipeline.device))
+        monitor = ActivationMonitor(pipeline.model, pipeline.detector.key)
+        _, activations = monitor(preprocess(held_out, pipeline.size, pipeline.device))
         np.testing.assert_allclose(parallel(activations).numpy(), pipeline.detector(activations).numpy(),
                                    rtol=1e-4, atol=1e-4)
     assert float(parallel.threshold) == pytest.approx(float(pipeline.detector.threshold), rel=1e-4)

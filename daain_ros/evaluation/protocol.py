@@ -119,8 +119,9 @@ def evaluate(pipeline, clean_images, fit_images=None, config=EvaluationConfig(),
     size = pipeline.size
     clean = at_network_size(clean_images, size)
     fit = at_network_size(fit_images, size) if fit_images else None
-    mahalanobis = Mahalanobis().fit(Scorer(pipeline, mc_passes=0).features(fit)) if fit else None
-    scorer = Scorer(pipeline, mahalanobis, config.mc_passes, config.seed)
+    scorer = Scorer(pipeline, mc_passes=config.mc_passes, seed=config.seed)  # one monitor graph traced
+    if fit:
+        scorer.mahalanobis = Mahalanobis().fit(scorer.features(fit))
     clean_scores, clean_labels = scorer.score(clean, config.batch_size)
     runs = [(kind, *setting) for kind in config.kinds for setting in _settings(kind, config)]
     rows, raw = [], {"clean": clean_scores}

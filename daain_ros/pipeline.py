@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daain_ros.deploy.backends import TorchBackend, check_backend, load_backend
+from daain_ros.deploy.backends import TorchBackend, check_backend, load_backend, resolve_backend
 from daain_ros.detector.artifact import load_detector
 from daain_ros.device import resolve_device
 from daain_ros.errors import DaainError
@@ -51,7 +51,8 @@ class Pipeline:
         """Loads both files and the backend; a missing or mismatched one raises a one-line typed error naming it.
 
         :param device: ``auto`` takes CUDA when present, except for ``onnxruntime``, which runs on the CPU.
-        :param backend: ``torch`` or ``onnxruntime`` (:func:`daain_ros.deploy.backends.load_backend`).
+        :param backend: ``torch``, ``onnxruntime`` (:func:`daain_ros.deploy.backends.load_backend`) or ``auto``:
+            ``onnxruntime`` when the device is the CPU, ``torch`` on CUDA.
         :param threads: torch's intra-op threads and ONNX Runtime's (None: each library's default).
         :param onnx: for ``onnxruntime``, a file of ``daain export`` bound to these two files (default: the
             graph is exported in memory, which takes seconds).
@@ -61,7 +62,9 @@ class Pipeline:
         check_backend(backend, threads)
         if backend == "onnxruntime" and device == "auto":
             device = "cpu"
-        model = load_espnet(model_path, resolve_device(device))
+        device = resolve_device(device)
+        backend = resolve_backend(backend, device)
+        model = load_espnet(model_path, device)
         detector = load_detector(detector_path, model)
         return cls(model, detector, threshold, load_backend(backend, model, detector, detector_path, threads,
                                                             onnx, spin, compile))

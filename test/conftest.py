@@ -48,6 +48,18 @@ def _require(path):
 
 
 @pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """The default model and detector exported through ``daain export`` at 512x256, dynamic batch (seconds)."""
+    from daain_ros.cli import main as cli
+    from daain_ros.demo.default_assets import default_model_path
+    from daain_ros.demo.drive import default_detector_path
+    out = tmp_path_factory.mktemp("export") / "monitor.onnx"
+    assert cli.main(["export", "--model", str(default_model_path()), "--detector", str(default_detector_path()),
+                     "--out", str(out), "--size", "512x256"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def espnet_dir():
     return _require(ESPNET_DIR)
 

@@ -43,7 +43,11 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def node_command(*ros_args, **params):
-    """``detector_node`` on the test topics (raw and compressed) with ``-p name:=value`` per parameter."""
+    """``detector_node`` on the test topics (raw and compressed) with ``-p name:=value`` per parameter.
+
+    The backend is torch unless given: the default (auto) exports the graph for ONNX Runtime at each configure.
+    """
+    params.setdefault("backend", "torch")
     return processes.node_command(TOPIC, "-r", f"image/compressed:={TOPIC}/compressed", *ros_args, **params)
 
 

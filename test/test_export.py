@@ -35,15 +35,6 @@ pytestmark = pytest.mark.slow  # each export traces the whole monitor (seconds)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The default model and detector exported through the command line, dynamic batch."""
-    out = tmp_path_factory.mktemp("export") / "monitor.onnx"
-    assert cli.main(["export", "--model", str(default_model_path()), "--detector", str(default_detector_path()),
-                     "--out", str(out), "--size", "512x256"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(model file, detector directory) of a small random ESPNet at 64x32: quick to export."""
     folder = tmp_path_factory.mktemp("tiny")
@@ -149,6 +140,11 @@ def test_score_on_onnxruntime_prints_what_torch_prints(exported, tmp_path, capsy
     for ours, theirs in zip(lines["onnxruntime"], lines["torch"], strict=True):
         assert ours["flag"] == theirs["flag"] and ours["frame"] == theirs["frame"]
         assert ours["score"] == pytest.approx(theirs["score"], rel=1e-5)
+
+
+def test_auto_takes_onnxruntime_on_the_cpu(exported):
+    pipeline = Pipeline.load(default_model_path(), default_detector_path(), "cpu", backend="auto", onnx=exported)
+    assert pipeline.backend.name == "onnxruntime"
 
 
 def test_onnxruntime_refuses_a_torch_compile_mode():

@@ -124,9 +124,12 @@ def test_cleanup_then_shutdown_ends_the_process_cleanly(managed):
 
 
 def in_process_node(context, **parameters):
-    """A ``DetectorNode`` in this process with the default model and detector, not started."""
+    """A ``DetectorNode`` in this process with the default model and detector, not started.
+
+    The backend is torch unless given: the default (auto) exports the graph for ONNX Runtime at each configure.
+    """
     rclpy.init(context=context)
-    parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), **parameters}
+    parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), "backend": "torch", **parameters}
     return DetectorNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
 
 
@@ -154,6 +157,22 @@ def test_cleanup_frees_the_model(device, backend):
         if cuda:
             assert torch.cuda.memory_allocated() == before
             assert torch.cuda.memory_reserved() <= reserved, "cleanup left CUDA's cache holding the model"
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_on_a_cpu_the_default_backend_runs_an_exported_graph_and_refuses_a_missing_one(exported, tmp_path):
+    """On a CPU, backend auto takes onnxruntime; onnx_path names the graph of ``daain export`` it runs."""
+    context = Context()
+    node = in_process_node(context, device="cpu", backend="auto", onnx_path=str(tmp_path / "absent.onnx"))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.set_parameters([Parameter("onnx_path", value=str(exported))])[0].successful
+        older = {id(obj) for obj in gc.get_objects() if type(obj) is Pipeline}
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        pipeline, = [obj for obj in gc.get_objects() if type(obj) is Pipeline and id(obj) not in older]
+        assert pipeline.backend.name == "onnxruntime"
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -36,11 +36,12 @@ def test_config_file_sets_every_parameter_to_its_default():
 def test_backend_threads_and_compile_are_read():
     settings = read(backend="onnxruntime", threads=2, compile="off")
     assert (settings.backend, settings.threads, settings.compile) == ("onnxruntime", 2, "off")
-    assert read().threads >= 1, "the default must be a thread count, not the backend's one per core"
+    defaults = read()
+    assert (defaults.backend, defaults.threads, defaults.onnx_path) == ("auto", 0, "")
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(backend="tensorrt"), "parameter backend='tensorrt': expected one of torch, onnxruntime"),
+    (dict(backend="tensorrt"), "parameter backend='tensorrt': expected one of auto, torch, onnxruntime"),
     (dict(compile="jit"), "parameter compile='jit': expected one of auto, off, cuda-graph, torch-compile"),
     (dict(threads=-1), r"parameter threads=-1: expected 0 \(the backend's default\) or more"),
 ])

@@ -14,6 +14,8 @@ so latency is taken at the frame's ``/diagnostics`` status, which carries the st
 right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish
 time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.ros.node_client.NodeClient`).
 
+The headline run is the node as a user launches it: backend ``auto`` and one thread per core (its defaults).
+
 Contention (``contention``): a vehicle computer always runs other processes. For each backend and thread
 count, a node measures the highest rate at which it judges every frame with the cores to itself, then
 again with one busy-loop process pinned to the same cores, and the ratio of the two.
@@ -28,8 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from daain_ros.deploy import BACKENDS
+from daain_ros.deploy.backends import resolve_backend
 from daain_ros.errors import DaainError, one_line
 from daain_ros.memory import process_status_mb
 from daain_ros.ros.node_client import NodeClient
@@ -43,11 +47,18 @@ CONTENTION_THREADS = (1, 2)
 BUSY_LOOP = "while True: pass"
 
 
+#: The node's own defaults (:mod:`daain_ros.ros.settings`): what the headline run measures.
+NODE_BACKEND, NODE_THREADS = "auto", 0
+
+
 def start_node(model, detector, device, threads, log_dir, backend="torch"):
-    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend and threads."""
+    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend and threads.
+
+    ``threads`` 0 is the node's default, one per core.
+    """
     command = node_command(TOPIC, model_path=model, detector_path=detector, device=device, backend=backend,
                            threads=threads, stale_timeout=STALE_TIMEOUT_S)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
     return ChildProcess(command, Path(log_dir) / "detector_node.log", env)
 
@@ -169,12 +180,12 @@ def top_rate(client, quick):
     return lat, best, trials, drain
 
 
-def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
-    """The ``node`` section of the benchmark JSON, with its ``contention`` part."""
+def bench_node(model, detector, frames_bgr, quick, device="cpu"):
+    """The ``node`` section of the benchmark JSON (the node's default backend and threads), with ``contention``."""
     _, _, rate_s, at30_s, max_trials = durations(quick)
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-    with running_node(model, detector, frames_bgr, device, threads) as (client, process, startup_s):
+    with running_node(model, detector, frames_bgr, device, NODE_THREADS, NODE_BACKEND) as (client, process, startup_s):
         lat, best, trials, drain = top_rate(client, quick)
         rss_start = process_status_mb("VmRSS", process.pid)
         counters_before = dict(client.counters)
@@ -184,7 +195,9 @@ def bench_node(model, detector, frames_bgr, threads, quick, device="cpu"):
                     latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
                     dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
                     rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", process.pid))
-        result = {"startup_s": startup_s, "device": device, "threads": threads, **lat, "latency": lat,
+        result = {"startup_s": startup_s, "device": device, "backend": NODE_BACKEND, "threads": NODE_THREADS,
+                  "runs_on": resolve_backend(NODE_BACKEND, torch.device(device)),
+                  "cpus": len(os.sched_getaffinity(0)), **lat, "latency": lat,
                   "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
                   "sweep_capped": len(trials) >= max_trials, "at_30hz": at30,
                   "peak_mb": process_status_mb("VmHWM", process.pid)}

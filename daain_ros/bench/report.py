@@ -157,13 +157,22 @@ def _node_markdown(node, sub):
     if node.get("median_ms") is None:
         return lines + [_not_measured(node), ""]
     at30 = node["at_30hz"]
-    lines.append(f"At {node['size']}: publish-to-flag latency {node['median_ms']:.1f} ms median, {node['p90_ms']:.1f} "
-                 f"ms p90 ({_md(node.get('node_internal_median_ms'))} ms inside the node); every frame judged up "
+    lines.append(f"{_node_setting(node)} at {node['size']}: publish-to-flag latency {node['median_ms']:.1f} ms "
+                 f"median, {node['p90_ms']:.1f} ms p90 ({_md(node.get('node_internal_median_ms'))} ms inside the "
+                 f"node); every frame judged up "
                  f"to {node['max_rate_hz']} Hz. At 30 Hz: {at30['processed']} of {at30['sent']} frames judged "
                  f"({at30['dropped']} dropped), latency {_md(at30.get('latency_first_half_ms'))} ms in the first "
                  f"half and {_md(at30.get('latency_second_half_ms'))} ms in the second, RSS "
                  f"{_md(at30.get('rss_start_mb'), '.0f')} -> {_md(at30.get('rss_end_mb'), '.0f')} MB.")
     return lines + [""] + _contention_markdown(node.get("contention"))
+
+
+def _node_setting(node):
+    """What the node ran with (older results: the bench's thread count on torch)."""
+    threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
+    backend = node.get("backend", "torch") + (f" = {node['runs_on']}" if "runs_on" in node else "")
+    cores = f" on {node['cpus']} cores" if "cpus" in node else ""
+    return f"The node (backend {backend}, {threads}{cores})"
 
 
 def _contention_markdown(contention):

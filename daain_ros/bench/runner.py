@@ -251,7 +251,7 @@ def run_node(config, size, detector_dir, device):
     frames, _ = bench_frames(10, size, config.footage)
     try:
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
-                          config.threads, config.quick, device)
+                          config.quick, device)
     except DaainError as exc:
         return {**EMPTY, "error": one_line(exc)}
 

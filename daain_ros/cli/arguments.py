@@ -9,7 +9,7 @@
 from fractions import Fraction
 
 from daain_ros.accelerate import COMPILE_MODES
-from daain_ros.deploy import BACKENDS
+from daain_ros.deploy import BACKEND_CHOICES
 
 
 def fraction(text):
@@ -25,9 +25,9 @@ def add_backend_options(parser):
 
     ``--compile`` applies to ``torch`` (:func:`daain_ros.accelerate.accelerate`).
     """
-    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
-                        help="torch: the one-graph monitor in PyTorch; onnxruntime: its ONNX export on the CPU "
-                             "(default %(default)s)")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
+                        help="torch: the one-graph monitor in PyTorch; onnxruntime: its ONNX export on the CPU; "
+                             "auto: onnxruntime on a CPU, torch on CUDA (default %(default)s: no export at start)")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads of torch and ONNX Runtime (default: each library's own)")
     parser.add_argument("--onnx", default=None, metavar="FILE",

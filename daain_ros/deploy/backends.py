@@ -15,15 +15,15 @@ Each is a callable on the network input that returns (train ids N x H x W uint8,
 import torch
 
 from daain_ros.accelerate import accelerate
-from daain_ros.deploy import BACKENDS
+from daain_ros.deploy import BACKEND_CHOICES
 from daain_ros.detector.graph import monitored_network
 from daain_ros.errors import DaainError
 
 
 def check_backend(name, threads=None):
     """The backend name and thread count as given, or a typed error naming what is expected."""
-    if name not in BACKENDS:
-        raise DaainError(f"backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    if name not in BACKEND_CHOICES:
+        raise DaainError(f"backend {name!r}: expected one of {', '.join(BACKEND_CHOICES)}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise DaainError(f"threads {threads!r}: expected a positive integer, or none for the library's default")
     return name
@@ -40,6 +40,13 @@ class TorchBackend:
     def __call__(self, x):
         with torch.inference_mode():
             return self.graph(x)
+
+
+def resolve_backend(name, device):
+    """``name`` with ``auto`` resolved for ``device`` (a ``torch.device``): ``onnxruntime`` on a CPU, else ``torch``."""
+    if name != "auto":
+        return name
+    return "onnxruntime" if device.type == "cpu" else "torch"
 
 
 def load_backend(name, model, detector, detector_dir, threads=None, onnx=None, spin=False,

@@ -82,8 +82,10 @@ class FrameJudge:
     def describe(self):
         (width, height), settings = self.pipeline.size, self.settings
         threads = settings.threads or "default"
-        return (f"{width}x{height} on {self.pipeline.device} ({settings.backend}, threads {threads}, compile "
-                f"{settings.compile}), threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
+        backend = self.pipeline.backend.name
+        compile_mode = f", compile {settings.compile}" if backend == "torch" else ""
+        return (f"{width}x{height} on {self.pipeline.device} ({backend}, threads {threads}{compile_mode}), "
+                f"threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
                 f"{self._debounce.n}")
 
     def set_debounce(self, k, n):

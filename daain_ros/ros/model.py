@@ -51,8 +51,12 @@ def load_pipeline(settings, logger):
     thread count belongs to the calling thread's OpenMP team.
     """
     pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device, backend=settings.backend,
-                             threads=settings.threads or None, compile=settings.compile)
+                             threads=settings.threads or None, onnx=settings.onnx_path or None,
+                             compile=settings.compile)
     try:
+        if pipeline.backend.name == "onnxruntime" and not settings.onnx_path:
+            logger.info("exported the monitor for ONNX Runtime at configure; set onnx_path to a file of "
+                        "'daain export' to start faster")
         if pipeline.model.subnormals_zeroed:
             logger.info(f"{pipeline.model.name}: {pipeline.model.subnormals_zeroed} subnormal weights set to zero "
                         "(they slow CPU kernels down)")

@@ -15,14 +15,15 @@ from dataclasses import dataclass, fields
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 
 from daain_ros.accelerate import COMPILE_MODES
-from daain_ros.deploy import BACKENDS
+from daain_ros.deploy import BACKEND_CHOICES
 from daain_ros.errors import DaainError
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.qos import RELIABILITY
 
-#: One intra-op thread: with more, every operator waits for its slowest thread, which a competing process
-#: can keep off its core (docs/node.md, "Contention").
-DEFAULT_THREADS = 1
+#: One intra-op thread per core: with torch's threads waiting passively (the node sets OMP_WAIT_POLICY) and
+#: ONNX Runtime's pool not spinning, a competing process slows the node down gracefully instead of stalling it
+#: (measured per backend and thread count in docs/node.md, "Contention").
+DEFAULT_THREADS = 0
 
 # name -> (default, description)
 PARAMETERS = {
@@ -30,7 +31,10 @@ PARAMETERS = {
     "model_path": ("", "ESPNet checkpoint (.pth or .safetensors) the detector was fitted for"),
     "detector_path": ("", "detector directory (detector.json + detector.safetensors)"),
     "device": ("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"),
-    "backend": ("torch", "torch (PyTorch, one graph) or onnxruntime (ONNX Runtime's CPU execution provider)"),
+    "backend": ("auto", "auto (onnxruntime on a CPU, torch on CUDA), torch (PyTorch, one graph) or onnxruntime "
+                        "(ONNX Runtime's CPU execution provider)"),
+    "onnx_path": ("", "for onnxruntime: a file of 'daain export' bound to model_path and detector_path; empty = "
+                      "the graph is exported at configure (seconds)"),
     "threads": (DEFAULT_THREADS, "intra-op threads of the backend (torch's, or ONNX Runtime's pool, which does not "
                                  "spin); 0 = the backend's own default, one per core"),
     "compile": ("auto", "auto (cuda-graph on CUDA, off elsewhere), off, cuda-graph or torch-compile"),
@@ -66,6 +70,7 @@ class Settings:
     detector_path: str
     device: str
     backend: str
+    onnx_path: str
     threads: int
     compile: str  # noqa: A003 (the parameter's name; read as settings.compile, it shadows nothing)
     width: int
@@ -89,7 +94,7 @@ class Settings:
             raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected > 0 s")
         check_choice("image_transport", settings.image_transport, TRANSPORTS)
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
-        check_choice("backend", settings.backend, BACKENDS)
+        check_choice("backend", settings.backend, BACKEND_CHOICES)
         check_choice("compile", settings.compile, COMPILE_MODES)
         if settings.threads < 0:
             raise DaainError(f"parameter threads={settings.threads}: expected 0 (the backend's default) or more")

@@ -26,7 +26,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventH
 from launch.event_handlers import OnProcessExit, OnProcessIO
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 
-OVERRIDES = ("model_path", "detector_path", "device")
+OVERRIDES = ("model_path", "detector_path", "device", "backend", "onnx_path")
 COLOR_CODES = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -101,6 +101,10 @@ def generate_launch_description():
                               description="ESPNet checkpoint; empty keeps the config's"),
         DeclareLaunchArgument("detector_path", default_value="",
                               description="detector directory; empty keeps the config's"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto, torch or onnxruntime; empty keeps the config's"),
+        DeclareLaunchArgument("onnx_path", default_value="",
+                              description="for onnxruntime: a file of 'daain export'; empty keeps the config's"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="true: the node configures and activates itself; false: it waits "
                                           "unconfigured for a lifecycle manager"),

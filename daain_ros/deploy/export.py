@@ -27,6 +27,7 @@ from torch import nn
 
 from daain_ros.detector.artifact import METADATA, TENSORS, load_detector, write_private
 from daain_ros.detector.graph import monitored_network
+from daain_ros.deploy.rewrite import without_prelu
 from daain_ros.detector.monitor import to_input_size
 from daain_ros.errors import DaainError, DetectorFileError
 from daain_ros.segmentation.espnet import file_sha256, load_espnet
@@ -83,8 +84,9 @@ def to_onnx(module, size, outputs, batch=None, device="cpu"):
         program = torch.onnx.export(module.eval(), (example,), dynamo=True, input_names=[INPUT],
                                     output_names=list(outputs), dynamic_shapes=dynamic, opset_version=OPSET,
                                     verbose=False)
-    onnx.checker.check_model(program.model_proto)
-    return program.model_proto
+    proto = without_prelu(program.model_proto)
+    onnx.checker.check_model(proto)
+    return proto
 
 
 def monitor_onnx(model, detector, batch=None):

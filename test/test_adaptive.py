@@ -135,8 +135,11 @@ def test_daain_evaluate_adds_the_adaptive_rows(tmp_path, model, detectors):
             row["attacker"], 1)
         scores, agreements = np.array(row["scores"]), np.array(row["agreements"])
         assert row["flag_rate"] == np.mean(scores > threshold)
-        assert row["success_rate"] == np.mean((agreements <= 0.5) & (scores <= threshold))
+        assert row["successes"] == ((agreements <= 0.5) & (scores <= threshold)).tolist()
+        assert row["success_rate_at_budget"] == np.mean(row["successes"])
         assert row["pixel_agreement"] == pytest.approx(agreements.mean())
+    for small, large in zip(rows[::2], rows[1::2]):  # 4/255, then 8/255, per attacker
+        assert large["success_rate"] == np.mean(np.array(small["successes"]) | np.array(large["successes"]))
     report = (out / "report.md").read_text()
     assert "## Adaptive attackers: what the key buys" in report and "| surrogate-eot | 8/255 | 2 |" in report
 

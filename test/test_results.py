@@ -118,7 +118,7 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert "| fog | severity 3 | 0.966 / 0.929 / 0.05 | 1.000 / 1.000 / 0.00 | 88% |  |" in text
     assert "| pgd | eps 4/255 | 1.000 / 1.000 / 0.00 | 0.500 / 0.250 / 1.00 | 100% | 0.027 |" in text
     assert "flagged at the calibrated threshold (1.5281): 5.2%." in text
-    assert "| white-box | 4/255 | 6 | 83% | 17% | 0.242 | 100 x 2 | 14 | 4.5 |" in text
+    assert "| white-box | 4/255 | 6 | 83% | 83% | 17% | 0.242 | 100 x 2 | 14 | 4.5 |" in text
     assert "| udacity_720p | 3 | 100% | 1.950 | 1.990 |" in text
     # bench: ms to one decimal, MB whole, ratios to three decimals
     assert "| daain | 512x256 | 1 | cpu | 63.4 | 70.1 | 414 | 1.077 |" in text

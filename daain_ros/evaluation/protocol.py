@@ -166,8 +166,10 @@ def _judged(attacker, eps, outcome, scorer, clean, config):
     flagged = ~(daain <= threshold)  # a non-finite score is flagged, as the node does
     agreement = (labels == clean_labels).mean((1, 2))
     frames = len(daain)
-    return {"attacker": name, "eps": eps, "frames": frames,
-            "success_rate": float(np.mean((agreement <= DAMAGED) & ~flagged)), "flag_rate": float(flagged.mean()),
+    successes = (agreement <= DAMAGED) & ~flagged
+    return {"attacker": name, "eps": eps, "frames": frames, "success_rate": float(successes.mean()),
+            "success_rate_at_budget": float(successes.mean()), "successes": successes.tolist(),
+            "flag_rate": float(flagged.mean()),
             "pixel_agreement": float(agreement.mean()), "steps": config.steps, "restarts": config.restarts,
             "steps_per_image": float(outcome.steps.mean()), "seconds_per_image": outcome.seconds / frames,
             "keys": keys, "margin": margin, "clean_flag_rate": float(np.mean(~(clean_scores <= threshold))),
@@ -193,8 +195,23 @@ def adaptive_rows(pipeline, surrogates, clean_images, fit_images=None, config=Ad
                                  disable=not progress):
         critic = make()
         outcomes = [adaptive_attack(pipeline.model, critic, clean, value, config, seed) for value in eps]
-        rows += [_judged((name, keys, critic.margin), value, outcome, scorer, (clean_scores["daain"], clean_labels),
-                         config) for value, outcome in zip(eps, outcomes)]
+        rows += within_budget([_judged((name, keys, critic.margin), value, outcome, scorer,
+                                       (clean_scores["daain"], clean_labels), config)
+                               for value, outcome in zip(eps, outcomes)])
+    return rows
+
+
+def within_budget(rows):
+    """One attacker's rows with ``success_rate`` the best within each budget: that budget's or any smaller one's.
+
+    An image that succeeded at 2/255 is an attack within 4/255 as well, whether or not the 4/255 run (whose
+    step sizes scale with the budget) ended there; ``success_rate_at_budget`` keeps the run's own rate.
+    """
+    best = None
+    for row in sorted(rows, key=lambda r: r["eps"]):
+        own = np.asarray(row["successes"], bool)
+        best = own if best is None else best | own
+        row["success_rate"] = float(best.mean())
     return rows
 
 

@@ -51,14 +51,16 @@ ADAPTIVE_TEXT = (
     "several such detectors at once; `key-agnostic` has no detector and keeps every leaf layer's activations as "
     "typical as on clean fit frames, position by position. A success is a frame that, rounded to uint8, is "
     "damaged (pixel agreement with the clean prediction <= 0.5) and not flagged by the real detector at its "
-    "calibrated threshold; the other columns are the real detector's too.")
+    "calibrated threshold, by this budget's run or a smaller budget's (its images are within this budget too; "
+    "'this run' counts the budget's own run alone); the other columns are the real detector's on this run.")
 
 
 def _adaptive_table(rows):
     """Markdown: one line per attacker and budget."""
-    lines = ["| attacker | eps | frames | success | flagged | pixel agreement | steps x restarts | steps used "
-             "| s / image |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| attacker | eps | frames | success | this run | flagged | pixel agreement | steps x restarts "
+             "| steps used | s / image |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['success_rate']:.0%} | "
+              f"{r.get('success_rate_at_budget', r['success_rate']):.0%} | "
               f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} | {r['steps']} x {r['restarts']} | "
               f"{r['steps_per_image']:.0f} | {r['seconds_per_image']:.1f} |" for r in rows]
     return "\n".join(lines)

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from daain_ros.deploy.rewrite import without_prelu
 from daain_ros.detector.artifact import METADATA, TENSORS, load_detector, write_private
 from daain_ros.detector.graph import monitored_network
-from daain_ros.deploy.rewrite import without_prelu
 from daain_ros.detector.monitor import to_input_size
 from daain_ros.errors import DaainError, DetectorFileError
 from daain_ros.segmentation.espnet import file_sha256, load_espnet

@@ -11,8 +11,8 @@ this project's 2-core CPU it took 8.1 ms on a 64 x 128 x 256 map where ``Mul`` a
 ESPNet's 20 PReLUs were a quarter of the exported network's time. Where every slope is at most 1 the two
 give the same values: rounding is monotonic, so for x > 0 the product never exceeds x and for x < 0 it is
 never below x, and the maximum is x or the product, as ``PRelu`` computes them (only a zero's sign may
-differ, which no later sum or product sees). A layer with a slope above 1
-(one of official ESPNet p2q8's 20) keeps ``PRelu``.
+differ, and signed zeros compare equal). A layer with a slope above 1 (one of official ESPNet p2q8's 20)
+keeps ``PRelu``.
 """
 
 from onnx import helper, numpy_helper

@@ -28,7 +28,7 @@ from daain_ros.evaluation.adaptive import AdaptiveConfig, adaptive_attack
 from daain_ros.evaluation.adaptive_critics import DetectorCritic, merge_keys
 from daain_ros.evaluation.attacks import network_input, pixel_batch
 from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
-from daain_ros.evaluation.protocol import at_network_size
+from daain_ros.evaluation.protocol import at_network_size, within_budget
 from daain_ros.io.sources import open_source
 from daain_ros.segmentation.espnet import load_espnet
 
@@ -73,7 +73,7 @@ def critics(model, detectors, fit_frames):
 
 
 def _critic_view(critic, images):
-    """The critic's scores of uint8 images at network size, less its limits for the clean ``images``."""
+    """The critic's scores (N x K) of uint8 images at network size."""
     with torch.no_grad():
         return critic(network_input(pixel_batch(images, "cpu") / 255, SIZE))[1]
 
@@ -142,6 +142,13 @@ def test_daain_evaluate_adds_the_adaptive_rows(tmp_path, model, detectors):
         assert large["success_rate"] == np.mean(np.array(small["successes"]) | np.array(large["successes"]))
     report = (out / "report.md").read_text()
     assert "## Adaptive attackers: what the key buys" in report and "| surrogate-eot | 8/255 | 2 |" in report
+
+
+def test_success_within_a_budget_counts_every_smaller_budget_s_successes():
+    rows = [{"eps": 8 / 255, "successes": [False, True, False]}, {"eps": 2 / 255, "successes": [True, False, False]},
+            {"eps": 4 / 255, "successes": [False, False, False]}]
+    assert [(round(r["eps"] * 255), r["success_rate"]) for r in within_budget(rows)] == [
+        (8, 2 / 3), (2, 1 / 3), (4, 1 / 3)]
 
 
 def test_daain_evaluate_refuses_bad_adaptive_budgets(tmp_path, model, detectors, capsys):

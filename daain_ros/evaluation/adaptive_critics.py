@@ -29,33 +29,25 @@ DETECTOR_MARGIN = 0.1  # score units (the head's NLL per dimension): how far bel
 TRANSFER_MARGIN = 0.6
 
 
-def _layer_of_rows(key):
-    """Index into ``key.layers`` of each sampled row, from its channel in the stacked activation space."""
-    starts = np.cumsum([0] + [layer.channels for layer in key.layers])
-    return np.searchsorted(starts, key.indices[:, 0], side="right") - 1
-
-
 def merge_keys(keys):
     """One key holding every key's samples, and for each key the columns of its own samples.
 
-    ``ActivationMonitor`` returns a key's samples layer by layer, in key order within a layer; the merged
-    key's columns are found the same way, so ``activations[:, columns[k]]`` is what key ``k``'s own monitor
-    returns.
+    A key's indices are sorted, so its monitor returns its samples in key order; the merged key's are sorted
+    too (stably: a sample two keys share appears twice), and key ``k``'s row ``i`` lands at the position its
+    index takes in that order. So ``activations[:, columns[k]]`` is what key ``k``'s own monitor returns.
     """
     first = keys[0]
     for key in keys[1:]:
         if key.layers != first.layers or key.size != first.size:
             raise DaainError(f"keys over {len(key.layers)} layers at {key.size} and over {len(first.layers)} "
                              f"at {first.size}: expected keys of one model at one size")
-    merged = SamplingKey(np.concatenate([key.indices for key in keys]), first.layers, first.size, first.radius)
-    column_of_row = np.empty(merged.dims, dtype=np.int64)
-    column_of_row[np.argsort(_layer_of_rows(merged), kind="stable")] = np.arange(merged.dims)
-    columns, offset = [], 0
-    for key in keys:
-        own_order = np.argsort(_layer_of_rows(key), kind="stable")
-        columns.append(torch.as_tensor(column_of_row[offset + own_order]))
-        offset += key.dims
-    return merged, columns
+    indices = np.concatenate([key.indices for key in keys])
+    order = np.lexsort(indices.T[::-1])  # by channel, then y, then x; stable
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    bounds = np.cumsum([0] + [key.dims for key in keys])
+    columns = [torch.as_tensor(position[start:end]) for start, end in zip(bounds[:-1], bounds[1:])]
+    return SamplingKey(indices[order], first.layers, first.size, first.radius), columns
 
 
 class DetectorCritic:

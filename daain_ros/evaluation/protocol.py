@@ -158,7 +158,10 @@ def _attackers(pipeline, surrogates, fit):
 
 
 def _judged(attacker, eps, outcome, scorer, clean, config):
-    """One ``adaptive`` row: the real detector's verdict on an attacker's images at one budget."""
+    """One ``adaptive`` row: the real detector's verdict on an attacker's images at one budget.
+
+    ``success_rate`` is added by :func:`within_budget`, once the attacker's smaller budgets are known.
+    """
     (name, keys, margin), (clean_scores, clean_labels) = attacker, clean
     scores, labels = scorer.score(outcome.images)
     daain = scores["daain"]
@@ -167,9 +170,8 @@ def _judged(attacker, eps, outcome, scorer, clean, config):
     agreement = (labels == clean_labels).mean((1, 2))
     frames = len(daain)
     successes = (agreement <= DAMAGED) & ~flagged
-    return {"attacker": name, "eps": eps, "frames": frames, "success_rate": float(successes.mean()),
-            "success_rate_at_budget": float(successes.mean()), "successes": successes.tolist(),
-            "flag_rate": float(flagged.mean()),
+    return {"attacker": name, "eps": eps, "frames": frames, "success_rate_at_budget": float(successes.mean()),
+            "successes": successes.tolist(), "flag_rate": float(flagged.mean()),
             "pixel_agreement": float(agreement.mean()), "steps": config.steps, "restarts": config.restarts,
             "steps_per_image": float(outcome.steps.mean()), "seconds_per_image": outcome.seconds / frames,
             "keys": keys, "margin": margin, "clean_flag_rate": float(np.mean(~(clean_scores <= threshold))),

@@ -60,7 +60,7 @@ def _adaptive_table(rows):
     lines = ["| attacker | eps | frames | success | this run | flagged | pixel agreement | steps x restarts "
              "| steps used | s / image |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['attacker']} | {round(r['eps'] * 255)}/255 | {r['frames']} | {r['success_rate']:.0%} | "
-              f"{r.get('success_rate_at_budget', r['success_rate']):.0%} | "
+              f"{r['success_rate_at_budget']:.0%} | "
               f"{r['flag_rate']:.0%} | {r['pixel_agreement']:.3f} | {r['steps']} x {r['restarts']} | "
               f"{r['steps_per_image']:.0f} | {r['seconds_per_image']:.1f} |" for r in rows]
     return "\n".join(lines)

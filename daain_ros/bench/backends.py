@@ -6,22 +6,23 @@
 
 """``daain bench``'s backend rows: every way of running the monitor, each against ESPNet alone on its backend.
 
-torch: ESPNet alone in eager PyTorch, the hook path the graph replaced (:mod:`daain_ros.bench.hooks`) and the
-one-graph monitor (the pipeline's default). onnxruntime, on the CPU: ESPNet alone exported to ONNX and the
-exported monitor. All run on the same batches in one process, in alternating order, so machine noise hits
-them alike; every ratio is of medians from that one run. The whole-frame case feeds camera-size frames, so
-the resize to the network size is timed too.
+torch: ESPNet alone in eager PyTorch, the hook path the graph replaced (:mod:`daain_ros.bench.hooks`), the
+one-graph monitor (the pipeline's default) and that graph's ESPNet and gathers without the detector, which
+splits the graph's overhead into reading the samples and scoring them. onnxruntime, on the CPU: ESPNet alone
+exported to ONNX and the exported monitor. All run on the same batches in one process, in alternating order,
+so machine noise hits them alike; every ratio is of medians from that one run. The whole-frame case feeds
+camera-size frames, so the resize to the network size is timed too.
 """
 
 from daain_ros.bench.hooks import HookedStep
-from daain_ros.bench.variants import DaainStep, EspnetStep, OnnxEspnetStep, summary, time_interleaved
+from daain_ros.bench.variants import DaainStep, EspnetStep, GatheredStep, OnnxEspnetStep, summary, time_interleaved
 from daain_ros.detector.artifact import load_detector
 from daain_ros.evaluation.metrics import ratio
 from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import load_espnet
 
 #: (variant, the ESPNet-alone floor it is divided by): the keys of a backend leaf's ``overhead``.
-OVERHEADS = {"hooks": ("hooks", "espnet"), "graph": ("graph", "espnet"),
+OVERHEADS = {"gathers": ("gathers", "espnet"), "hooks": ("hooks", "espnet"), "graph": ("graph", "espnet"),
              "onnxruntime": ("onnxruntime", "espnet_onnxruntime"),
              "onnxruntime_vs_torch_espnet": ("onnxruntime", "espnet")}
 
@@ -31,8 +32,9 @@ def backend_steps(model_path, detector_dir, size, device, threads, onnxruntime=T
 
     ONNX Runtime's run on the CPU only; exporting them takes seconds per size.
     """
-    hooked = load_espnet(model_path, device)
+    hooked, gathered = load_espnet(model_path, device), load_espnet(model_path, device)
     steps = {"espnet": EspnetStep(load_espnet(model_path, device), size),
+             "gathers": GatheredStep(gathered, load_detector(detector_dir, gathered).key),
              "hooks": HookedStep(hooked, load_detector(detector_dir, hooked)),
              "graph": DaainStep(Pipeline.load(model_path, detector_dir, str(device), threads=threads))}
     if onnxruntime and device.type == "cpu":

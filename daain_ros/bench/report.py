@@ -112,7 +112,7 @@ def _backend_cases(result):
 
 def _backend_rows(leaf):
     """(variant, median ms, p90 ms, median over its backend's ESPNet alone) of a backend leaf."""
-    for variant in ("espnet", "hooks", "graph", "espnet_onnxruntime", "onnxruntime"):
+    for variant in ("espnet", "gathers", "hooks", "graph", "espnet_onnxruntime", "onnxruntime"):
         if variant in leaf:
             yield variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant)
 
@@ -123,8 +123,9 @@ def _backends_markdown(result, sub):
     if not cases:
         return []
     lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved batch "
-             "by batch in one process: torch (eager ESPNet, the hook path, the one-graph monitor) and "
-             "onnxruntime (ESPNet alone and the monitor, each exported to ONNX).", "",
+             "by batch in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet and gathers "
+             "without the detector; the hook path; the one-graph monitor) and onnxruntime (ESPNet alone and the "
+             "monitor, each exported to ONNX).", "",
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend |", "|---|---|---|---|---|"]
     for where, leaf in cases:
         lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} |"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from daain_ros.detector.monitor import gathered_network
 from daain_ros.memory import meminfo_mb
 from daain_ros.segmentation.preprocess import preprocess
 
@@ -56,6 +57,24 @@ class OnnxEspnetStep:
 
     def __call__(self, images):
         return self.session.run(None, {self.input: preprocess(images, self.size).contiguous().numpy()})
+
+
+class GatheredStep:
+    """ESPNet with the key's gathers in its graph and no detector: the graph monitor's cost without the flow and head.
+
+    Timed beside the graph, it splits the graph's overhead into what reading the samples costs and what scoring
+    them costs.
+    """
+
+    def __init__(self, model, key):
+        self.network = gathered_network(model, key)
+        self.size = key.size
+        self.device = model.device
+
+    def __call__(self, images):
+        with torch.inference_mode():
+            logits, activations = self.network(preprocess(images, self.size, self.device))
+            return logits.argmax(1).byte(), activations
 
 
 class DaainStep:

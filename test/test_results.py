@@ -7,6 +7,7 @@
 """``daain report``: result sections rendered from the producers' JSON, with their provenance; bad inputs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +22,10 @@ from daain_ros.results import assemble, load_result
 
 ORIGIN = {"date": "2026-11-25T10:00:00+0000", "commit": "abc1234",
           "command": ["/venv/bin/daain", "evaluate", "--detector", "out/detector", "--out", "out/evaluate"],
-          "machine": {"cpu": "AMD EPYC 7B13", "cpu_count": 2, "cpu_flags": {"avx2": True, "avx512f": False},
+          "machine": {"cpu": "AMD EPYC", "cpu_family": 23, "cpu_model": 1, "cpu_mhz": 1996, "cpu_count": 2, "cpu_flags": {"avx2": True, "avx512f": False},
                       "memory_mb": 24064.0, "torch": "2.13.0+cpu", "flush_denormal": True,
                       "load_average": [0.12, 0.3, 0.25]}}
-MACHINE_LINE = ("- machine: AMD EPYC 7B13, 2 logical CPUs, flags avx2 no-avx512f, 23.5 GiB, torch 2.13.0+cpu, "
+MACHINE_LINE = ("- machine: AMD EPYC (family 23 model 1, 2.0 GHz), 2 logical CPUs, flags avx2 no-avx512f, 23.5 GiB, torch 2.13.0+cpu, "
                 "flush-to-zero on, load average 0.12 / 0.30 / 0.25 (1 / 5 / 15 min)")
 
 
@@ -110,6 +111,10 @@ def test_provenance_records_the_command_and_the_machine():
     machine = record["machine"]
     assert machine["cpu_count"] >= 1 and machine["torch"] and isinstance(machine["flush_denormal"], bool)
     assert len(record["date"]) >= 19 and len(machine["load_average"]) == 3
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and "cpu family" in cpuinfo.read_text():
+        family = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("cpu family"))
+        assert machine["cpu_family"] == int(family.split(":")[1]) and machine["cpu_model"] >= 0
 
 
 def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):

@@ -44,8 +44,8 @@ def machine():
     return {"host": platform.node(), "platform": platform.platform(),
             "cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
             **cpu_generation(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
-            "memory_mb": meminfo_mb("MemTotal"), "python": platform.python_version(), "numpy": np.__version__, **_torch_facts(),
-            "load_average": _load_average()}
+            "memory_mb": meminfo_mb("MemTotal"), "python": platform.python_version(), "numpy": np.__version__,
+            **_torch_facts(), "load_average": _load_average()}
 
 
 def _torch_facts():
@@ -129,7 +129,7 @@ def markdown_lines(record):
 
 
 def describe_machine(info):
-    """One line: CPU model (family, model number, clock), cores, flags, memory, GPU, torch, flush-to-zero and load average."""
+    """One line: CPU (model, family, number, clock), cores, flags, memory, GPU, torch, flush-to-zero and load."""
     flags = info.get("cpu_flags") or {}
     cpu = info.get("cpu") or "unknown CPU"
     if info.get("cpu_family") is not None:

@@ -73,10 +73,11 @@ def machine_info(threads, devices):
 
 
 def cpu_generation():
-    """The CPU's family, model number and clock in MHz (from /proc/cpuinfo; {} elsewhere).
+    """The CPU's family, model number and clock in MHz as read now (from /proc/cpuinfo; {} elsewhere).
 
     A virtual machine's model name can be just "AMD EPYC" for a 2 GHz Zen 1 and a Zen 5 alike, whose ESPNet
-    frame times differ 4x; family and model tell them apart.
+    frame times differ 4x; family and model tell them apart. The clock is the current one: with frequency
+    scaling it is not the CPU's rated clock.
     """
     family, model, mhz = (proc_field("/proc/cpuinfo", key) for key in ("cpu family", "model", "cpu MHz"))
     if family is None or model is None:
@@ -133,7 +134,7 @@ def describe_machine(info):
     flags = info.get("cpu_flags") or {}
     cpu = info.get("cpu") or "unknown CPU"
     if info.get("cpu_family") is not None:
-        clock = f", {info['cpu_mhz'] / 1000:.1f} GHz" if info.get("cpu_mhz") else ""
+        clock = f", clock {info['cpu_mhz'] / 1000:.1f} GHz when recorded" if info.get("cpu_mhz") else ""
         cpu += f" (family {info['cpu_family']} model {info['cpu_model']}{clock})"
     parts = [cpu, f"{info.get('cpu_count') or '?'} logical CPUs"]
     if flags:

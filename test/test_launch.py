@@ -141,8 +141,8 @@ class TestDetectorLaunch(unittest.TestCase):
 
     def test_2_node_reaches_the_active_state(self):
         probe = self.probe
-        # the node answers get_state only between transitions, and configure exports the monitor for ONNX
-        # Runtime: 40 s on a slow 2-core VM
+        # with autostart the node configures before it spins, so get_state waits for it; configure exports
+        # the monitor for ONNX Runtime (start to configured took 40 s on a slow 2-core VM)
         self.assertTrue(probe.spin_until(lambda: probe.state(timeout=120) == "active", 180),
                         "node did not become active")
         self.assertTrue(probe.spin_until(lambda: probe.flags, 10), "no latched flag")

@@ -26,8 +26,9 @@ ORIGIN = {"date": "2026-11-25T10:00:00+0000", "commit": "abc1234",
                       "cpu_flags": {"avx2": True, "avx512f": False},
                       "memory_mb": 24064.0, "torch": "2.13.0+cpu", "flush_denormal": True,
                       "load_average": [0.12, 0.3, 0.25]}}
-MACHINE_LINE = ("- machine: AMD EPYC (family 23 model 1, 2.0 GHz), 2 logical CPUs, flags avx2 no-avx512f, 23.5 GiB, "
-                "torch 2.13.0+cpu, flush-to-zero on, load average 0.12 / 0.30 / 0.25 (1 / 5 / 15 min)")
+MACHINE_LINE = ("- machine: AMD EPYC (family 23 model 1, clock 2.0 GHz when recorded), 2 logical CPUs, "
+                "flags avx2 no-avx512f, 23.5 GiB, torch 2.13.0+cpu, flush-to-zero on, "
+                "load average 0.12 / 0.30 / 0.25 (1 / 5 / 15 min)")
 
 
 def _row(kind, method, auroc, aupr, fpr95, **extra):

@@ -27,6 +27,9 @@ COMPILE_MODES = ("auto", "off", "cuda-graph", "torch-compile")
 MAX_GRAPHS = 4
 #: Forwards on a side stream before a capture, so lazy initialisation (cuDNN, the allocator) is not recorded.
 WARMUP = 3
+#: That side stream, one per device: cuBLAS keeps a workspace per stream for the whole process, so a fresh stream
+#: per capture would leave one more behind at every configure/cleanup cycle.
+_WARMUP_STREAMS = {}
 
 
 def resolve_compile(mode, device):
@@ -88,7 +91,9 @@ def _capture(module, example):
     """(static input, graph, static output) of ``module`` recorded on ``example``'s shape."""
     static_input = example.clone()
     current = torch.cuda.current_stream(example.device)
-    side = torch.cuda.Stream(device=example.device)
+    if example.device not in _WARMUP_STREAMS:
+        _WARMUP_STREAMS[example.device] = torch.cuda.Stream(device=example.device)
+    side = _WARMUP_STREAMS[example.device]
     side.wait_stream(current)
     with torch.cuda.stream(side):
         for _ in range(WARMUP):

@@ -9,6 +9,7 @@
 import pytest
 import torch
 
+from daain_ros.accelerate import GraphReplay
 from daain_ros.bench.hooks import HookedMonitor, HookedStep
 from daain_ros.bench.runner import fresh_detector
 from daain_ros.bench.variants import procedural_frames
@@ -90,3 +91,21 @@ def test_the_pipeline_runs_the_graph_and_leaves_no_hook_on_the_model():
     pipeline.close()
     with pytest.raises(DaainError, match="after close"):
         pipeline.process(procedural_frames(1, CAMERA, seed=5))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_graph_eager_and_replayed_equals_the_hooks():
+    """The pipeline's CUDA default (the graph replayed as a CUDA graph) and the eager graph, against the hooks."""
+    pipeline = Pipeline.load(default_model_path(), default_detector_path(), "cuda")
+    assert isinstance(pipeline.backend.graph, GraphReplay)
+    frames = procedural_frames(2, CAMERA, seed=3)
+    _assert_same_as_hooks(pipeline.model, pipeline.detector, frames)
+    hooks = HookedStep(pipeline.model, pipeline.detector)
+    try:
+        expected_labels, expected_scores = hooks(frames)
+    finally:
+        hooks.remove()
+    for _ in range(2):  # the first call captures, the second replays
+        labels, scores = pipeline.infer(frames)
+        assert torch.equal(labels, expected_labels)
+        torch.testing.assert_close(scores, expected_scores, rtol=1e-5, atol=0)

@@ -8,35 +8,49 @@
 
 torch: ESPNet alone in eager PyTorch, the hook path the graph replaced (:mod:`daain_ros.bench.hooks`), the
 one-graph monitor (the pipeline's default) and that graph's ESPNet and gathers without the detector, which
-splits the graph's overhead into reading the samples and scoring them. onnxruntime, on the CPU: ESPNet alone
-exported to ONNX and the exported monitor. All run on the same batches in one process, in alternating order,
+splits the graph's overhead into reading the samples and scoring them. On CUDA the monitor runs as the
+pipeline runs it there, replayed as a CUDA graph, so ESPNet alone is replayed too (``espnet_cuda_graph``, its
+floor) and the monitor is also timed eagerly (``graph_eager``, against eager ESPNet). onnxruntime, on the CPU:
+ESPNet alone exported to ONNX and the exported monitor. All run on the same batches in one process, in alternating order,
 so machine noise hits them alike; every ratio is of medians from that one run. The whole-frame case feeds
 camera-size frames, so the resize to the network size is timed too.
 """
 
 from daain_ros.bench.hooks import HookedStep
-from daain_ros.bench.variants import DaainStep, EspnetStep, GatheredStep, OnnxEspnetStep, summary, time_interleaved
+from daain_ros.bench.variants import (DaainStep, EspnetStep, GatheredStep, OnnxEspnetStep, ReplayedEspnetStep, summary,
+                                      time_interleaved)
 from daain_ros.detector.artifact import load_detector
 from daain_ros.evaluation.metrics import ratio
 from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import load_espnet
 
-#: (variant, the ESPNet-alone floor it is divided by): the keys of a backend leaf's ``overhead``.
-OVERHEADS = {"gathers": ("gathers", "espnet"), "hooks": ("hooks", "espnet"), "graph": ("graph", "espnet"),
-             "onnxruntime": ("onnxruntime", "espnet_onnxruntime"),
-             "onnxruntime_vs_torch_espnet": ("onnxruntime", "espnet")}
+#: (variant, its ESPNet-alone floors, the first present taken): the keys of a backend leaf's ``overhead``. ``graph``
+#: is the pipeline's default, replayed as a CUDA graph on CUDA, so its floor there is ESPNet replayed the same way.
+OVERHEADS = {"gathers": ("gathers", ("espnet",)), "hooks": ("hooks", ("espnet",)),
+             "graph": ("graph", ("espnet_cuda_graph", "espnet")), "graph_eager": ("graph_eager", ("espnet",)),
+             "onnxruntime": ("onnxruntime", ("espnet_onnxruntime",)),
+             "onnxruntime_vs_torch_espnet": ("onnxruntime", ("espnet",))}
+
+
+def floor_of(variant, leaf):
+    """The ESPNet-alone variant that ``variant``'s overhead divides by in ``leaf`` (None: no floor timed)."""
+    return next((floor for floor in OVERHEADS[variant][1] if floor in leaf), None)
 
 
 def backend_steps(model_path, detector_dir, size, device, threads, onnxruntime=True):
     """The timed variants at ``size`` on ``device``, each on its own model instance (hooks would fire elsewhere).
 
-    ONNX Runtime's run on the CPU only; exporting them takes seconds per size.
+    The CUDA-graph variants run on CUDA only, ONNX Runtime's on the CPU only (exporting them takes seconds per
+    size).
     """
     hooked, gathered = load_espnet(model_path, device), load_espnet(model_path, device)
     steps = {"espnet": EspnetStep(load_espnet(model_path, device), size),
              "gathers": GatheredStep(gathered, load_detector(detector_dir, gathered).key),
              "hooks": HookedStep(hooked, load_detector(detector_dir, hooked)),
              "graph": DaainStep(Pipeline.load(model_path, detector_dir, str(device), threads=threads))}
+    if device.type == "cuda":
+        steps["espnet_cuda_graph"] = ReplayedEspnetStep(load_espnet(model_path, device), size)
+        steps["graph_eager"] = DaainStep(Pipeline.load(model_path, detector_dir, str(device), compile="off"))
     if onnxruntime and device.type == "cpu":
         steps["espnet_onnxruntime"] = OnnxEspnetStep(load_espnet(model_path), size, threads)
         steps["onnxruntime"] = DaainStep(Pipeline.load(model_path, detector_dir, "cpu", backend="onnxruntime",
@@ -49,6 +63,6 @@ def time_backends(steps, frames, batch, warmup, device):
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     wall, cpu = time_interleaved(steps, batches, warmup, device)
     leaf = {name: summary(wall[name], batch, cpu[name]) for name in steps}
-    leaf["overhead"] = {name: ratio(leaf[variant]["median_ms"], leaf[floor]["median_ms"])
-                        for name, (variant, floor) in OVERHEADS.items() if variant in leaf and floor in leaf}
+    leaf["overhead"] = {name: ratio(leaf[variant]["median_ms"], leaf[floor_of(name, leaf)]["median_ms"])
+                        for name, (variant, _) in OVERHEADS.items() if variant in leaf and floor_of(name, leaf)}
     return leaf, wall, cpu

@@ -112,7 +112,8 @@ def _backend_cases(result):
 
 def _backend_rows(leaf):
     """(variant, median ms, p90 ms, median over its backend's ESPNet alone) of a backend leaf."""
-    for variant in ("espnet", "gathers", "hooks", "graph", "espnet_onnxruntime", "onnxruntime"):
+    for variant in ("espnet", "gathers", "hooks", "graph_eager", "espnet_cuda_graph", "graph", "espnet_onnxruntime",
+                    "onnxruntime"):
         if variant in leaf:
             yield variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant)
 
@@ -124,8 +125,9 @@ def _backends_markdown(result, sub):
         return []
     lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved batch "
              "by batch in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet and gathers "
-             "without the detector; the hook path; the one-graph monitor) and onnxruntime (ESPNet alone and the "
-             "monitor, each exported to ONNX).", "",
+             "without the detector; the hook path; the one-graph monitor, on CUDA replayed as a CUDA graph against "
+             "ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager) and onnxruntime "
+             "(ESPNet alone and the monitor, each exported to ONNX).", "",
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend |", "|---|---|---|---|---|"]
     for where, leaf in cases:
         lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} |"
@@ -180,6 +182,8 @@ def _contention_markdown(contention):
     """Each backend and thread count's top rate alone and beside a competing busy loop (older results: none)."""
     if not contention:
         return []
+    if contention.get("skipped"):
+        return [f"Contention: not measured ({contention['skipped']}).", ""]
     lines = [f"Beside {contention['competing_processes']} competing CPU-bound process on the same cores "
              f"(CPUs {contention['cpus']}, OMP_WAIT_POLICY {contention['omp_wait_policy']}), every frame judged up to:",
              "", "| backend | threads | alone Hz | contended Hz | contended / alone | median ms alone | median ms "

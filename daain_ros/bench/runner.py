@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from daain_ros.bench.backends import backend_steps, time_backends
+from daain_ros.bench.backends import backend_steps, floor_of, time_backends
 from daain_ros.bench.variants import available_mb, bench_frames, camera_frames, reference_estimate_mb
 from daain_ros.detector.artifact import load_detector, read_metadata, save_detector
 from daain_ros.detector.daain import DaainDetector
@@ -47,7 +47,7 @@ KEY_SEED = 0
 FRESH_DIMS = 2000
 FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
-SECTIONS = ("reference", "node", "fit", "onnxruntime")
+SECTIONS = ("reference", "node", "contention", "fit", "onnxruntime")
 EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}  # a leaf that was skipped or failed
 MEMORY_KEYS = ("peak_mb", "base_mb", "loaded_mb", "frame_peak_mb", "memory")
 
@@ -153,15 +153,17 @@ def time_pair(config, size, batch, device, steps):
     """Interleaved timing of every backend's variants on the same batches, in this process.
 
     Returns ESPNet alone and the DAAIN pipeline (its default backend, the torch graph) as the sections
-    ``espnet`` and ``daain`` have them, and the backend leaf.
+    ``espnet`` and ``daain`` have them, and the backend leaf. ESPNet alone is the graph's floor: eager on a CPU,
+    replayed as a CUDA graph on CUDA, as the pipeline runs there.
     """
     frames, _ = bench_frames(batch * (config.warmup + config.timed), size, config.footage)
     backends, wall, cpu = time_backends(steps, frames, batch, config.warmup, device)
-    paired = np.asarray(wall["graph"]) / np.asarray(wall["espnet"])
-    return (backends["espnet"],
+    floor = floor_of("graph", backends)
+    paired = np.asarray(wall["graph"]) / np.asarray(wall[floor])
+    return ({**backends[floor], "variant": floor},
             {**backends["graph"],
-             "overhead": float(np.median(wall["graph"]) / np.median(wall["espnet"])),
-             "overhead_cpu_time": float(np.median(cpu["graph"]) / np.median(cpu["espnet"])),
+             "overhead": float(np.median(wall["graph"]) / np.median(wall[floor])),
+             "overhead_cpu_time": float(np.median(cpu["graph"]) / np.median(cpu[floor])),
              "overhead_paired": float(np.median(paired))}, backends)
 
 
@@ -251,7 +253,7 @@ def run_node(config, size, detector_dir, device):
     frames, _ = bench_frames(10, size, config.footage)
     try:
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
-                          config.quick, device)
+                          config.quick, device, contention="contention" not in config.skip)
     except DaainError as exc:
         return {**EMPTY, "error": one_line(exc)}
 

@@ -9,8 +9,8 @@
 Each variant is a callable on a batch of BGR uint8 frames that returns the labels and scores (device tensors,
 or host arrays on ONNX Runtime), so the timings include preprocessing (the uint8 to float conversion and
 normalisation, and the resize when the frames come at camera size) and nothing the caller does with the
-results. Each backend has its own floor: ESPNet alone in eager PyTorch (``EspnetStep``) and exported to ONNX
-(``OnnxEspnetStep``).
+results. Each backend has its own floor: ESPNet alone in eager PyTorch (``EspnetStep``), replayed as a CUDA
+graph (``ReplayedEspnetStep``) and exported to ONNX (``OnnxEspnetStep``).
 """
 
 import time
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from daain_ros.accelerate import accelerate
 from daain_ros.detector.monitor import gathered_network
 from daain_ros.memory import meminfo_mb
 from daain_ros.segmentation.preprocess import preprocess
@@ -42,6 +43,20 @@ class EspnetStep:
     def __call__(self, images):
         with torch.inference_mode():
             return self.model.logits(preprocess(images, self.size, self.device)).argmax(1).byte()
+
+
+class ReplayedEspnetStep:
+    """The CUDA floor of the pipeline's default there: preprocessing, then ESPNet and argmax replayed as a CUDA graph."""
+
+    def __init__(self, model, size):
+        from daain_ros.deploy.export import Segmenter
+
+        self.network = accelerate(Segmenter(model).eval(), "cuda-graph", model.device)
+        self.size = tuple(size)
+        self.device = model.device
+
+    def __call__(self, images):
+        return self.network(preprocess(images, self.size, self.device))
 
 
 class OnnxEspnetStep:

@@ -10,10 +10,10 @@ torch: ESPNet alone in eager PyTorch, the hook path the graph replaced (:mod:`da
 one-graph monitor (the pipeline's default) and that graph's ESPNet and gathers without the detector, which
 splits the graph's overhead into reading the samples and scoring them. On CUDA the monitor runs as the
 pipeline runs it there, replayed as a CUDA graph, so ESPNet alone is replayed too (``espnet_cuda_graph``, its
-floor) and the monitor is also timed eagerly (``graph_eager``, against eager ESPNet). onnxruntime, on the CPU:
-ESPNet alone exported to ONNX and the exported monitor. All run on the same batches in one process, in alternating order,
-so machine noise hits them alike; every ratio is of medians from that one run. The whole-frame case feeds
-camera-size frames, so the resize to the network size is timed too.
+floor) and the monitor is also timed eagerly (``graph_eager``, against eager ESPNet). onnxruntime, on the
+CPU: ESPNet alone exported to ONNX and the exported monitor. All run on the same batches in one process, in
+alternating order, so machine noise hits them alike; every ratio is of medians from that one run. The
+whole-frame case feeds camera-size frames, so the resize to the network size is timed too.
 """
 
 from daain_ros.bench.hooks import HookedStep

@@ -46,7 +46,7 @@ class EspnetStep:
 
 
 class ReplayedEspnetStep:
-    """The CUDA floor of the pipeline's default there: preprocessing, then ESPNet and argmax replayed as a CUDA graph."""
+    """The floor of the pipeline's CUDA default: preprocessing, then ESPNet and argmax replayed as a CUDA graph."""
 
     def __init__(self, model, size):
         from daain_ros.deploy.export import Segmenter

@@ -106,10 +106,11 @@ def fresh_detector(model, size, template=None, dims=FRESH_DIMS):
     default flow and head.
     """
     if template is None:
-        key = SamplingKey.generate(probe_layers(model, size), size, KEY_SEED, target_dims=dims)
+        key = SamplingKey.generate(probe_layers(model, size, device=model.device), size, KEY_SEED, target_dims=dims)
         return DaainDetector(key, FitConfig.head, FlowConfig()).eval()
     names = [layer.name for layer in template.key.layers]
-    key = SamplingKey.generate(probe_layers(model, size, names), size, KEY_SEED, target_dims=template.key.dims)
+    key = SamplingKey.generate(probe_layers(model, size, names, model.device), size, KEY_SEED,
+                               target_dims=template.key.dims)
     detector = DaainDetector(key, template.head.kind, template.flow_config)
     detector.head.load_state_dict(template.head.state_dict())
     return detector.eval()

@@ -14,11 +14,16 @@ The node's outputs are relative names, so ``namespace:=front`` gives /front/daai
 ``autostart:=false`` the node waits unconfigured for a lifecycle manager. When the node exits with an
 error, the launch shuts down and exits non-zero with the node's last error line, unless
 ``respawn:=true`` restarts the node instead.
+
+It uses launch_ros's plain ``Node`` action, not ``LifecycleNode``: the node manages its own lifecycle
+(``autostart``) or is driven over its lifecycle services, and ``LifecycleNode`` would start an rclpy node
+inside ``ros2 launch`` only for launch-side transition events, which nothing here uses. With it, twice in
+this package's CI, ``ros2 launch`` never reacted to SIGINT (not even logging it) and had to be killed.
 """
 
 import re
 
-from launch_ros.actions import LifecycleNode
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
@@ -63,7 +68,7 @@ def detector_node(context):
     overrides = {name: value for name, value in overrides.items() if value}
     topic = LaunchConfiguration("image_topic").perform(context)
     respawn = flag(context, "respawn")
-    node = LifecycleNode(
+    node = Node(
         package="daain_ros",
         executable="detector_node",
         name="detector_node",

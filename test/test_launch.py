@@ -59,9 +59,8 @@ def installed():
 def ros2_launch(name, *arguments):
     """``ros2 launch`` of the package's launch file, given 60 s after SIGINT before SIGTERM.
 
-    Once in CI on a loaded 2-core VM, ``ros2 launch`` had not even logged the SIGINT 15 s after it
-    (it passes alone and in most full runs); a hang would still fail the shutdown test, a slow start
-    no longer does.
+    60 s leaves a loaded 2-core VM room; a hang still fails the shutdown test. (Twice in CI, while the launch
+    file used ``LifecycleNode``, ``ros2 launch`` had not even logged the SIGINT after 15 s and after 60 s.)
     """
     return ExecuteProcess(cmd=["ros2", "launch", "daain_ros", "detector.launch.py", "device:=cpu",
                                f"detector_path:={DEFAULT_DIR / 'detector'}", *arguments],

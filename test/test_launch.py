@@ -146,9 +146,9 @@ class TestDetectorLaunch(unittest.TestCase):
 
     def test_2_node_reaches_the_active_state(self):
         probe = self.probe
-        # with autostart the node configures before it spins, so get_state waits for it; configure exports
-        # the monitor for ONNX Runtime (start to configured took 40 s on a slow 2-core VM)
-        self.assertTrue(probe.spin_until(lambda: probe.state(timeout=120) == "active", 180),
+        # get_state answers while autostart configures, which exports the monitor for ONNX Runtime (start to
+        # configured took 40 s on a slow 2-core VM)
+        self.assertTrue(probe.spin_until(lambda: probe.state(timeout=10) == "active", 180),
                         "node did not become active")
         self.assertTrue(probe.spin_until(lambda: probe.flags, 10), "no latched flag")
         self.assertIs(probe.flags[-1], True)  # no frame yet: STALE, anomaly true

@@ -8,11 +8,12 @@
 
 One node process started with ``autostart: false`` and a missing model is driven through its lifecycle
 by a real rclpy client over its lifecycle and parameter services; the tests run in file order, each
-starting in the state the previous one left. A second test builds the node in this process to check
-that cleanup frees the model.
+starting in the state the previous one left. Another node process autostarts with an export at configure;
+the last tests build the node in this process to check that cleanup frees the model.
 """
 
 import gc
+import time
 import weakref
 
 import numpy as np
@@ -121,6 +122,33 @@ def test_cleanup_then_shutdown_ends_the_process_cleanly(managed):
     assert client.transition("shutdown")
     assert process.wait(timeout=15) == 0, log.read_text()[-2000:]
     assert client.anomaly[-1] is True
+
+
+def test_while_autostart_configures_the_node_answers_get_state_and_keeps_its_heartbeat(tmp_path):
+    """While autostart configures, get_state answers "configuring" and the heartbeat goes on; then it is active.
+
+    Backend auto on a CPU exports the monitor for ONNX Runtime at configure, which takes seconds (tens on a
+    slow 2-core CPU); autostart runs it beside the executor.
+    """
+    log = tmp_path / "node.log"
+    child = start_node(log, backend="auto", model_path=MODEL, detector_path=DETECTOR, device="cpu")
+    client = Client("daain_autostart_client")
+    seen = []  # (state, diagnostics received so far), one get_state answer every half second
+    try:  # the latched flag comes from the constructor, before autostart
+        assert client.spin_until(lambda: child.process.poll() is not None or client.anomaly, 60), "no flag"
+        deadline = time.monotonic() + 300
+        while child.process.poll() is None and time.monotonic() < deadline and "active" not in dict(seen):
+            seen.append((client.lifecycle_state(timeout=5.0), len(client.statuses)))
+            client.spin_until(lambda: False, 0.5)
+        assert child.process.poll() is None and seen[-1][0] == "active", f"{seen}\n{log.read_text()[-2000:]}"
+        configuring = [statuses for state, statuses in seen if state == "configuring"]
+        assert configuring, f"get_state was not answered during configure: {seen}"
+        heartbeats = client.statuses[configuring[0]:configuring[-1]]
+        assert heartbeats and {status["message"] for status in heartbeats} == {"not judging: unconfigured"}, seen
+    finally:
+        client.close()
+        code = child.stop()
+    assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-2000:]}"
 
 
 def in_process_node(context, **parameters):

@@ -8,13 +8,15 @@
 
 configure loads and checks the model and detector, activate subscribes and starts judging, deactivate
 stops judging and raises the flag, cleanup frees the model (CUDA memory included). With the ``autostart``
-parameter (the default) the node configures and activates itself. In every state but active the latched
-flag says anomaly = true. States, topics, parameters and the fail-closed rules: docs/node.md and
+parameter (the default) the node configures and activates itself, on a thread of its own while the executor
+keeps answering lifecycle and parameter services and publishing diagnostics. In every state but active the
+latched flag says anomaly = true. States, topics, parameters and the fail-closed rules: docs/node.md and
 ``config/detector.yaml``.
 """
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 # torch's OpenMP threads read their wait policy once, when torch loads (below): a thread that spins while it
@@ -65,6 +67,7 @@ class DetectorNode(LifecycleNode):
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daain_inference")
         self._verdicts = VerdictPublisher(self)
         self._judge = self._sub = self._timer = None
+        self._configuring = False
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._report(health.not_judging("unconfigured"))
@@ -78,7 +81,25 @@ class DetectorNode(LifecycleNode):
         return not self._param("autostart") or (self.trigger_configure() == SUCCESS
                                                 and self.trigger_activate() == SUCCESS)
 
+    def start_up(self):
+        """Runs :meth:`autostart` on a thread of its own; a Future of its result, for the executor to spin on.
+
+        Configure can take tens of seconds (an ONNX export on a slow CPU); meanwhile the executor answers
+        get_state ("configuring"), parameter services and the diagnostics heartbeat. A transition asked for
+        over the lifecycle services while autostart runs is refused by the state machine.
+        """
+        started = Future()
+
+        def run():
+            try:
+                started.set_result(self.autostart())
+            except BaseException as exc:  # handed to the thread that spins
+                started.set_exception(exc)
+        threading.Thread(target=run, name="daain_autostart", daemon=True).start()
+        return started
+
     def on_configure(self, state):
+        self._configuring = True
         try:
             settings = Settings.read(self._param)
             pipeline = self._inference.submit(load_pipeline, settings, self.get_logger()).result()
@@ -87,6 +108,8 @@ class DetectorNode(LifecycleNode):
             self.get_logger().error(reason)
             self._report(health.failure(None, reason))
             return FAILURE
+        finally:
+            self._configuring = False
         topic, _, decode = TRANSPORTS[settings.image_transport]
         self._judge = FrameJudge(self, settings, pipeline, decode, self._verdicts, self.resolve_topic_name(topic),
                                  self._inference)
@@ -153,19 +176,24 @@ class DetectorNode(LifecycleNode):
 
     def _heartbeat(self):
         if self._sub is None:
-            self._report(self._standing)
+            self._publish(self._standing)
 
     def _report(self, verdict):
-        """Publishes a verdict while no frame is judged."""
+        """Publishes a verdict while no frame is judged; the heartbeat repeats it."""
         self._standing = verdict
-        if self._judge is not None:
-            self._judge.report(verdict)
+        self._publish(verdict)
+
+    def _publish(self, verdict):
+        """Reads ``_judge`` once: the heartbeat runs on the executor while autostart's transitions run."""
+        judge = self._judge
+        if judge is not None:
+            judge.report(verdict)
         else:
             self._verdicts.publish(verdict, health.key_values(verdict, None, None, 0, 0), "")
 
     def _check_parameters(self, params):
         values = {p.name: p.value for p in params}
-        reason = refused_change(values, configured=self._judge is not None)
+        reason = refused_change(values, configured=self._judge is not None or self._configuring)
         try:
             KOfN(*(values.get(name, self._param(name)) for name in ("debounce_k", "debounce_n")))
         except DaainError as exc:
@@ -194,7 +222,9 @@ def main(args=None):
     node = None
     try:
         node = DetectorNode()
-        if not node.autostart():
+        started = node.start_up()
+        rclpy.spin_until_future_complete(node, started)
+        if started.done() and not started.result():
             return 2  # configure logged why
         rclpy.spin_until_future_complete(node, node.finished)
     except ParameterException as exc:  # a parameter of the wrong type

@@ -17,11 +17,18 @@ error, the launch shuts down and exits non-zero with the node's last error line,
 
 It uses launch_ros's plain ``Node`` action, not ``LifecycleNode``: the node manages its own lifecycle
 (``autostart``) or is driven over its lifecycle services, and ``LifecycleNode`` would start an rclpy node
-inside ``ros2 launch`` only for launch-side transition events, which nothing here uses. With it, twice in
-this package's CI, ``ros2 launch`` never reacted to SIGINT (not even logging it) and had to be killed.
+inside ``ros2 launch`` only for launch-side transition events, which nothing here uses.
+
+SIGINT: launch reads signals from Python's wakeup descriptor, but Python's default SIGINT handler also
+raises KeyboardInterrupt wherever the main thread is. Raised inside launch's own task, it ends that task;
+``LaunchService.run`` then retries a finished task forever and never shuts down (ros2/launch#207 shows
+the finished task). Three times in this package's CI, ``ros2 launch`` never reacted to SIGINT, not even
+logging it, and died of the SIGTERM that followed. :func:`quiet_sigint` leaves SIGINT to the descriptor.
 """
 
 import re
+import signal
+import threading
 
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -53,6 +60,17 @@ class ExitWatch:
     def on_exit(self, event, context):
         if event.returncode != 0:
             raise NodeFailed(f"{event.process_name} exited with code {event.returncode}: {self.reason}")
+
+
+def quiet_sigint(_context):
+    """SIGINT reaches launch only through its wakeup descriptor, never as KeyboardInterrupt (see above).
+
+    The no-op handler keeps Python writing the signal to the descriptor. Only in ``ros2 launch``'s main
+    thread: a launch service run elsewhere (launch_testing) cannot set handlers and keeps its own.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+            signal.default_int_handler:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: None)
 
 
 def flag(context, name):
@@ -122,5 +140,6 @@ def generate_launch_description():
         # profile the user already chose wins.
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
                                EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=profile)),
+        OpaqueFunction(function=quiet_sigint),
         OpaqueFunction(function=detector_node),
     ])

@@ -59,8 +59,9 @@ def installed():
 def ros2_launch(name, *arguments):
     """``ros2 launch`` of the package's launch file, given 60 s after SIGINT before SIGTERM.
 
-    60 s leaves a loaded 2-core VM room; a hang still fails the shutdown test. (Twice in CI, while the launch
-    file used ``LifecycleNode``, ``ros2 launch`` had not even logged the SIGINT after 15 s and after 60 s.)
+    60 s leaves a loaded 2-core VM room; a hang still fails the shutdown test. (Three times in CI, before the
+    launch file kept SIGINT from raising KeyboardInterrupt, ``ros2 launch`` had not even logged the SIGINT
+    after 15 s or 60 s: see the launch file's docstring.)
     """
     return ExecuteProcess(cmd=["ros2", "launch", "daain_ros", "detector.launch.py", "device:=cpu",
                                f"detector_path:={DEFAULT_DIR / 'detector'}", *arguments],

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from daain_ros.bench.runner import fresh_detector, parse_sizes
-from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames
+from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, ratio_interval
 from daain_ros.cli import main as cli
 from daain_ros.detector.heads import ScoreHead
 from daain_ros.errors import DaainError
@@ -178,6 +178,9 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
                                                  ["cpu"]["median_ms"])
         assert result["overhead"]["64x32"][where.split("/")[1]]["cpu"] == leaf["overhead"]
     assert result["overhead"]["headline"]["ratio"] == result["overhead"]["64x32"]["batch1"]["cpu"]
+    for where, leaf in _leaves(result["backends"]):
+        assert set(leaf["overhead_ci95"]) == set(leaf["overhead"]) and "graph" in leaf["overhead"], where
+        assert all(low <= high for low, high in leaf["overhead_ci95"].values()), where
     for where, leaf in _leaves(result["reference"]):
         assert {"median_ms", "p90_ms", "peak_mb", "estimated_peak_mb"} <= set(leaf) and leaf["skipped"], where
     node = result["node"]
@@ -191,6 +194,19 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     fit = result["fit"]
     assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)
     assert 0 < fit["peak_mb"] < parent_mb - 400
+
+
+def test_ratio_interval_resamples_the_interleaved_pairs_together():
+    rng = np.random.default_rng(3)
+    espnet = 50 + rng.gamma(2.0, 3.0, 60)  # a noisy machine: the pair's times move together
+    monitor = espnet * 1.05
+    # resampled as pairs every ratio is 1.05; resampling each list alone would give a wide interval
+    assert ratio_interval(monitor, espnet) == pytest.approx([1.05, 1.05])
+    noisy = monitor + rng.normal(0, 1.0, 60)
+    low, high = ratio_interval(noisy, espnet)
+    assert low < 1.05 < high and low > 1.0 and high - low < 0.05
+    assert ratio_interval(noisy, espnet) == [low, high]  # seeded
+    assert ratio_interval([52.0], [50.0]) is None
 
 
 def test_profile_attributes_the_same_convolutions_to_both_variants(tmp_path, model_file):

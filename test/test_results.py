@@ -75,7 +75,9 @@ def bench_result():
                               "espnet_onnxruntime": {"median_ms": 57.0, "p90_ms": 58.0},
                               "onnxruntime": {"median_ms": 58.0, "p90_ms": 59.0},
                               "overhead": {"gathers": 60.44 / 58.91, "graph": 63.42 / 58.91,
-                                           "onnxruntime": 58.0 / 57.0, "onnxruntime_vs_torch_espnet": 58.0 / 58.91}}),
+                                           "onnxruntime": 58.0 / 57.0, "onnxruntime_vs_torch_espnet": 58.0 / 58.91},
+                              "overhead_ci95": {"gathers": [1.0114, 1.0402],
+                                                "onnxruntime_vs_torch_espnet": [0.97, 1.0]}}),
             "node": {"size": "512x256", "median_ms": 57.94, "p90_ms": 61.2, "node_internal_median_ms": 52.1,
                      "max_rate_hz": 16, "at_30hz": {"processed": 172, "sent": 300, "dropped": 128,
                                                     "latency_first_half_ms": 76.9, "latency_second_half_ms": 77.0,
@@ -139,11 +141,13 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert "| daain | 512x256 | 1 | cpu | 63.4 | 70.1 | 414 | 1.077 |" in text
     assert "**Overhead DAAIN / ESPNet at 512x256 batch1 cpu: 1.077**" in text
     assert "| 512x256 | 1 | cpu | 5615 | 31 | 179x | 310x |" in text
-    # backends: each variant over ESPNet alone on its backend, the ESPNet rows without a ratio
-    assert "| 512x256 batch1 cpu | espnet | 58.9 | 62.0 | - |" in text
-    assert "| 512x256 batch1 cpu | gathers | 60.4 | 63.0 | 1.026 |" in text
-    assert "| 512x256 batch1 cpu | onnxruntime | 58.0 | 59.0 | 1.018 |" in text
-    assert "| 512x256 batch1 cpu | onnxruntime monitor / eager torch ESPNet alone | | | 0.985 |" in text
+    # backends: each variant over ESPNet alone on its backend, the ESPNet rows without a ratio, the 95 % interval
+    # where the result has one
+    assert "| 512x256 batch1 cpu | espnet | 58.9 | 62.0 | - | - |" in text
+    assert "| 512x256 batch1 cpu | gathers | 60.4 | 63.0 | 1.026 | [1.011, 1.040] |" in text
+    assert "| 512x256 batch1 cpu | onnxruntime | 58.0 | 59.0 | 1.018 | - |" in text
+    assert ("| 512x256 batch1 cpu | onnxruntime monitor / eager torch ESPNet alone | | | 0.985 | [0.970, 1.000] |"
+            in text)
     assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
     assert "63.0 s per 100 frames (100 frames, 5 epochs, peak 702 MB)." in text
     # demo

@@ -12,13 +12,14 @@ splits the graph's overhead into reading the samples and scoring them. On CUDA t
 pipeline runs it there, replayed as a CUDA graph, so ESPNet alone is replayed too (``espnet_cuda_graph``, its
 floor) and the monitor is also timed eagerly (``graph_eager``, against eager ESPNet). onnxruntime, on the
 CPU: ESPNet alone exported to ONNX and the exported monitor. All run on the same batches in one process, in
-alternating order, so machine noise hits them alike; every ratio is of medians from that one run. The
-whole-frame case feeds camera-size frames, so the resize to the network size is timed too.
+alternating order, so machine noise hits them alike; every ratio is of medians from that one run, with a 95 %
+bootstrap interval over its batches (``overhead_ci95``). The whole-frame case feeds camera-size frames, so the
+resize to the network size is timed too.
 """
 
 from daain_ros.bench.hooks import HookedStep
-from daain_ros.bench.variants import (DaainStep, EspnetStep, GatheredStep, OnnxEspnetStep, ReplayedEspnetStep, summary,
-                                      time_interleaved)
+from daain_ros.bench.variants import (DaainStep, EspnetStep, GatheredStep, OnnxEspnetStep, ReplayedEspnetStep,
+                                      ratio_interval, summary, time_interleaved)
 from daain_ros.detector.artifact import load_detector
 from daain_ros.evaluation.metrics import ratio
 from daain_ros.pipeline import Pipeline
@@ -63,6 +64,10 @@ def time_backends(steps, frames, batch, warmup, device):
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
     wall, cpu = time_interleaved(steps, batches, warmup, device)
     leaf = {name: summary(wall[name], batch, cpu[name]) for name in steps}
-    leaf["overhead"] = {name: ratio(leaf[variant]["median_ms"], leaf[floor_of(name, leaf)]["median_ms"])
-                        for name, (variant, _) in OVERHEADS.items() if variant in leaf and floor_of(name, leaf)}
+    timed = {name: (variant, floor_of(name, leaf)) for name, (variant, _) in OVERHEADS.items()
+             if variant in leaf and floor_of(name, leaf)}
+    leaf["overhead"] = {name: ratio(leaf[variant]["median_ms"], leaf[floor]["median_ms"])
+                        for name, (variant, floor) in timed.items()}
+    leaf["overhead_ci95"] = {name: ratio_interval(wall[variant], wall[floor])
+                             for name, (variant, floor) in timed.items()}
     return leaf, wall, cpu

@@ -31,8 +31,8 @@ def table(result):
     head = result["overhead"]["headline"]
     lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
     for where, leaf in _backend_cases(result):
-        rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f})")
-                for variant, ms, _, floor in _backend_rows(leaf)]
+        rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f}{_interval(interval, ' ')})")
+                for variant, ms, _, floor, interval in _backend_rows(leaf)]
         lines.append(f"{where}: {', '.join(rows)}")
     node = result["node"]
     if node.get("median_ms") is not None:
@@ -111,11 +111,21 @@ def _backend_cases(result):
 
 
 def _backend_rows(leaf):
-    """(variant, median ms, p90 ms, median over its backend's ESPNet alone) of a backend leaf."""
+    """(variant, median ms, p90 ms, median over its backend's ESPNet alone, its 95 % interval) of a backend leaf.
+
+    Results of before the interval was measured have none.
+    """
+    intervals = leaf.get("overhead_ci95", {})
     for variant in ("espnet", "gathers", "hooks", "graph_eager", "espnet_cuda_graph", "graph", "espnet_onnxruntime",
                     "onnxruntime"):
         if variant in leaf:
-            yield variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant)
+            yield (variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant),
+                   intervals.get(variant))
+
+
+def _interval(interval, before=""):
+    """A 95 % interval as ``[low, high]`` text, or nothing where none was measured."""
+    return "" if interval is None else f"{before}[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def _backends_markdown(result, sub):
@@ -127,14 +137,18 @@ def _backends_markdown(result, sub):
              "by batch in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet and gathers "
              "without the detector; the hook path; the one-graph monitor, on CUDA replayed as a CUDA graph against "
              "ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager) and onnxruntime "
-             "(ESPNet alone and the monitor, each exported to ONNX).", "",
-             "| case | variant | median ms | p90 ms | x ESPNet alone, same backend |", "|---|---|---|---|---|"]
+             "(ESPNet alone and the monitor, each exported to ONNX). The interval is a 95 % bootstrap interval of "
+             "the ratio over the run's batches (the pairs resampled together).", "",
+             "| case | variant | median ms | p90 ms | x ESPNet alone, same backend | 95 % interval |",
+             "|---|---|---|---|---|---|"]
     for where, leaf in cases:
-        lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} |"
-                  for variant, ms, p90, floor in _backend_rows(leaf)]
+        lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} | "
+                  f"{_interval(interval) or '-'} |" for variant, ms, p90, floor, interval in _backend_rows(leaf)]
         versus = leaf["overhead"].get("onnxruntime_vs_torch_espnet")
         if versus is not None:
-            lines.append(f"| {where} | onnxruntime monitor / eager torch ESPNet alone | | | {versus:.3f} |")
+            interval = leaf.get("overhead_ci95", {}).get("onnxruntime_vs_torch_espnet")
+            lines.append(f"| {where} | onnxruntime monitor / eager torch ESPNet alone | | | {versus:.3f} | "
+                         f"{_interval(interval) or '-'} |")
     return lines + [""]
 
 

@@ -180,7 +180,9 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     assert result["overhead"]["headline"]["ratio"] == result["overhead"]["64x32"]["batch1"]["cpu"]
     for where, leaf in _leaves(result["backends"]):
         assert set(leaf["overhead_ci95"]) == set(leaf["overhead"]) and "graph" in leaf["overhead"], where
-        assert all(low <= high for low, high in leaf["overhead_ci95"].values()), where
+        # the run's own ratio lies in its interval (with two batches it is the mediant of the two pairs' ratios)
+        for name, (low, high) in leaf["overhead_ci95"].items():
+            assert low <= leaf["overhead"][name] <= high, (where, name)
     for where, leaf in _leaves(result["reference"]):
         assert {"median_ms", "p90_ms", "peak_mb", "estimated_peak_mb"} <= set(leaf) and leaf["skipped"], where
     node = result["node"]
@@ -200,7 +202,7 @@ def test_ratio_interval_resamples_the_interleaved_pairs_together():
     rng = np.random.default_rng(3)
     espnet = 50 + rng.gamma(2.0, 3.0, 60)  # a noisy machine: the pair's times move together
     monitor = espnet * 1.05
-    # resampled as pairs every ratio is 1.05; resampling each list alone would give a wide interval
+    # resampled as pairs every ratio is 1.05 (each list resampled alone gave [1.02, 1.08] on these times)
     assert ratio_interval(monitor, espnet) == pytest.approx([1.05, 1.05])
     noisy = monitor + rng.normal(0, 1.0, 60)
     low, high = ratio_interval(noisy, espnet)

@@ -31,7 +31,7 @@ def table(result):
     head = result["overhead"]["headline"]
     lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
     for where, leaf in _backend_cases(result):
-        rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f}{_interval(interval, ' ')})")
+        rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f} {_interval(interval)})")
                 for variant, ms, _, floor, interval in _backend_rows(leaf)]
         lines.append(f"{where}: {', '.join(rows)}")
     node = result["node"]
@@ -123,9 +123,9 @@ def _backend_rows(leaf):
                    intervals.get(variant))
 
 
-def _interval(interval, before=""):
-    """A 95 % interval as ``[low, high]`` text, or nothing where none was measured."""
-    return "" if interval is None else f"{before}[{interval[0]:.3f}, {interval[1]:.3f}]"
+def _interval(interval):
+    """A 95 % interval as ``[low, high]``, or ``-`` where none was measured."""
+    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def _backends_markdown(result, sub):
@@ -142,13 +142,13 @@ def _backends_markdown(result, sub):
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend | 95 % interval |",
              "|---|---|---|---|---|---|"]
     for where, leaf in cases:
+        intervals = leaf.get("overhead_ci95", {})
         lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} | "
-                  f"{_interval(interval) or '-'} |" for variant, ms, p90, floor, interval in _backend_rows(leaf)]
+                  f"{_interval(interval)} |" for variant, ms, p90, floor, interval in _backend_rows(leaf)]
         versus = leaf["overhead"].get("onnxruntime_vs_torch_espnet")
         if versus is not None:
-            interval = leaf.get("overhead_ci95", {}).get("onnxruntime_vs_torch_espnet")
             lines.append(f"| {where} | onnxruntime monitor / eager torch ESPNet alone | | | {versus:.3f} | "
-                         f"{_interval(interval) or '-'} |")
+                         f"{_interval(intervals.get('onnxruntime_vs_torch_espnet'))} |")
     return lines + [""]
 
 

@@ -9,13 +9,15 @@
 ESPNet with the key's gathers (:func:`~daain_ros.detector.monitor.gathered_network`), their
 concatenation, the standardisation, the flow's couplings and the head, traced into one ``GraphModule``:
 no Python hook and none of FrEIA's per-block bookkeeping runs per frame, gradients flow through all of
-it, and ``torch.onnx.export`` takes it whole (:mod:`daain_ros.deploy.export`). The head's kind and the
-check that it was fitted are resolved once, when the graph is traced.
+it, and ``torch.onnx.export`` takes it whole (:mod:`daain_ros.deploy.export`). The head's kind, the
+check that it was fitted and the flow's parameter-only terms (:class:`~daain_ros.detector.folded_flow.FoldedFlow`)
+are settled once, when the graph is traced.
 """
 
 import torch
 from torch import fx, nn
 
+from daain_ros.detector.folded_flow import FoldedFlow
 from daain_ros.detector.monitor import GraphTracer, gathered_network
 
 
@@ -25,18 +27,22 @@ class _Monitored(nn.Module):
     def __init__(self, network, detector):
         super().__init__()
         self.network = network
-        self.detector = detector
+        self.standardizer = detector.standardizer
+        self.flow = FoldedFlow(detector.flow)
+        self.head = detector.head
 
     def forward(self, x):
         logits, activations = self.network(x)
-        return logits.argmax(1).to(torch.uint8), self.detector(activations)
+        nll, z = self.flow(self.standardizer(activations))
+        return logits.argmax(1).to(torch.uint8), self.head(nll, z)
 
 
 def monitored_network(model, detector):
     """``model`` monitored by ``detector`` as one graph: network input -> (train ids, scores).
 
     The input is N x 3 x H x W, the train ids N x H x W uint8 and the scores N. The graph shares ``model``'s
-    and ``detector``'s parameters and buffers; it runs in eval mode.
+    parameters and buffers and the detector's standardisation and head; the flow's it copies, folded (trace
+    again after training the flow further). It runs in eval mode.
     """
     root = _Monitored(gathered_network(model, detector.key), detector).eval()
     return fx.GraphModule(root, GraphTracer().trace(root), "MonitoredNetwork").eval()

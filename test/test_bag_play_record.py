@@ -72,26 +72,41 @@ def serialized(bag, topic):
             for _, log_ns, msg in read_messages(bag, topic)]
 
 
+def _recorder(out, *topics_and_options):
+    recorder = subprocess.Popen(daain("record", out, "--topics", *topics_and_options), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    for line in recorder.stderr:  # its discovery timer runs from here on
+        if "daain bag record: recording" in line:
+            return recorder
+    raise AssertionError(f"the recorder exited before it started, status {recorder.wait()}")
+
+
 def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
+    """The recorder is stopped once the player is gone.
+
+    Fast DDS 3.2 can deadlock when two participants are destroyed at the same moment (``exit_if_stuck``);
+    stopping one after the other keeps this test on our code.
+    """
     out = tmp_path / "recorded"
     topics = ["/cam", "/cam/compressed", "/remapped/flag", "/score", "/diagnostics"]
-    recorder = subprocess.Popen(daain("record", out, "--topics", *topics, "--max-messages", 20),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    recorder = _recorder(out, *topics)
     try:
         played = subprocess.run(daain("play", mixed_bag, "--rate", 3, "--wait-for-subscribers",
                                       "--topic-remap", "/flag:=/remapped/flag"),
                                 capture_output=True, text=True, timeout=120)
         assert played.returncode == 0, played.stderr[-2000:]
-        # the bag is closed within a second of the 20th message; DDS teardown took over 60 s once in CI on a
-        # VM running 3x slower than usual
-        recorded, errors = recorder.communicate(timeout=180)
+        recorder.send_signal(signal.SIGINT)  # every message is acknowledged: delivered, and drained on stop
+        recorded, errors = recorder.communicate(timeout=60)
     finally:
         recorder.kill()
     assert recorder.returncode == 0, errors[-2000:]
     assert last_json(played.stdout)["published"] == dict.fromkeys(("/cam", "/cam/compressed", "/diagnostics",
                                                                    "/flag", "/score"), 4)
+    assert "remap rule" not in played.stderr  # --topic-remap is ours, not a ROS argument
+    assert last_json(played.stdout)["acknowledged"] is True
     summary = last_json(recorded)
     assert summary["messages"] == dict.fromkeys(topics, 4) and summary["never_published"] == []
+    assert summary["stopped_by_signal"] is True
     assert summary["qos"]["/cam"] == "reliable, volatile"  # the player's publishers are reliable
     assert bag_topics(out) == {
         "/cam": (IMAGE, 4), "/cam/compressed": ("sensor_msgs/msg/CompressedImage", 4),
@@ -104,6 +119,39 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
     received = [log_ns for log_ns, _ in serialized(out, "/cam")]
     # played at 3x, the frames leave 1.5 s / 3 apart in all; a player that ignored the timing takes ms
     assert (received[-1] - received[0]) / 1e9 > 0.3
+
+
+def test_record_stops_after_max_messages_while_a_looping_player_goes_on(mixed_bag, tmp_path):
+    out = tmp_path / "counted"
+    recorder = _recorder(out, "/score", "/flag", "--max-messages", 6)
+    player = subprocess.Popen(daain("play", mixed_bag, "--rate", 4, "--loop", "--topics", "/score", "/flag"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        recorded, errors = recorder.communicate(timeout=60)
+        player.send_signal(signal.SIGINT)
+        played, player_errors = player.communicate(timeout=60)
+    finally:
+        recorder.kill()
+        player.kill()
+    assert recorder.returncode == 0 and player.returncode == 0, errors[-2000:] + player_errors[-2000:]
+    summary = last_json(recorded)
+    assert sum(summary["messages"].values()) == 6 and summary["stopped_by_signal"] is False
+    assert sum(count for _, count in bag_topics(out).values()) == 6
+    assert last_json(played)["stopped_by_signal"] is True and last_json(played)["passes"] >= 1
+
+
+def _stuck(block):
+    code = ("import threading, time\nfrom daain_ros.ros.dds import exit_if_stuck\n"
+            f"lock = threading.Lock()\nlock.acquire()\n{block}\nprint('finished')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_stuck_teardown_ends_the_process_and_a_quick_one_does_not():
+    stuck = _stuck("with exit_if_stuck(0.5):\n    lock.acquire()")
+    assert stuck.returncode == 1 and "finished" not in stuck.stdout
+    assert "Timeout" in stuck.stderr and "<string>" in stuck.stderr  # every thread's traceback
+    quick = _stuck("with exit_if_stuck(0.2):\n    pass\nlock.acquire(timeout=0.6)")
+    assert quick.returncode == 0 and quick.stdout.strip() == "finished", quick.stderr
 
 
 def test_record_stops_cleanly_on_sigterm(tmp_path):

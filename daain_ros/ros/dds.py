@@ -7,9 +7,11 @@
 """rclpy plumbing shared by ``daain bag play`` and ``daain bag record``.
 
 The large-frame Fast DDS profile the node uses, an rclpy context whose shutdown we control (SIGINT and
-SIGTERM only set a flag, so a bag is always closed cleanly), and message classes by type name.
+SIGTERM only set a flag, so a bag is always closed cleanly), a bounded teardown, and message classes by type
+name.
 """
 
+import faulthandler
 import importlib
 import signal
 import time
@@ -24,6 +26,9 @@ from daain_ros.ros.fastdds import use_fastdds_profile
 
 #: The longest a wait sleeps before it looks at the stop flag again.
 POLL_S = 0.05
+#: How long destroying the node and its DDS participant may take before the process is ended.
+TEARDOWN_TIMEOUT_S = 20.0
+STDERR_FD = 2
 
 
 def message_class(msgtype):
@@ -67,16 +72,38 @@ class StopSignals:
 
 
 @contextmanager
+def exit_if_stuck(seconds):
+    """Ends the process with status 1 and every thread's traceback on stderr if the block outlasts ``seconds``.
+
+    Fast DDS 3.2 can deadlock while a participant is destroyed and a peer's endpoints leave at the same moment
+    (seen about once in 40 play/record round trips; gdb: the main thread waits in
+    ``DomainParticipant::set_listener`` for a discovery callback, which waits for a lock the main thread holds).
+    The stuck thread holds the GIL, so no Python thread or signal handler can run: faulthandler's watchdog is a
+    C thread.
+    """
+    faulthandler.dump_traceback_later(seconds, exit=True, file=STDERR_FD)  # fd 2 even where sys.stderr is replaced
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@contextmanager
 def dds_node(name):
-    """An rclpy node in its own context, with the Fast DDS profile for large frames unless one is set."""
+    """An rclpy node in its own context, with the Fast DDS profile for large frames unless one is set.
+
+    The context parses no command line (``daain bag play --topic-remap /a:=/b`` is not a ROS remap rule), and
+    the teardown is bounded (:func:`exit_if_stuck`): whatever the block wrote is complete by then.
+    """
     use_fastdds_profile()
     context = Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = rclpy.create_node(name, context=context)
         yield node
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        with exit_if_stuck(TEARDOWN_TIMEOUT_S):
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown(context=context)

@@ -7,6 +7,7 @@
 """Shared fixtures: the data in ../shared (skipped with a reason when absent) and an isolated ROS setup."""
 
 import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,11 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 torch.set_num_threads(1)
 # As every entry point of the package does: subnormal activations never reach the CPU kernels.
 flush_denormals()
+# A shell script that starts the suite in the background (`make test &`) leaves SIGINT ignored, and every process
+# the tests start inherits that: `ros2 launch` then never sees the SIGINT that should end it (two CI runs started
+# so failed test_launch). The tests send SIGINT on purpose, so they restore its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -36,6 +36,7 @@ from daain_ros.errors import DaainError, one_line  # noqa: E402
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg  # noqa: E402
 from daain_ros.ros import health  # noqa: E402
 from daain_ros.ros.debounce import KOfN  # noqa: E402
+from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
 from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
 from daain_ros.ros.model import free_memory, load_pipeline  # noqa: E402
@@ -233,9 +234,10 @@ def main(args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with exit_if_stuck(TEARDOWN_TIMEOUT_S):  # the Fast DDS 3.2 teardown deadlock of daain_ros.ros.dds
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0
 
 

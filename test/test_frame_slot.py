@@ -15,14 +15,16 @@ def test_newer_frames_replace_the_waiting_one_and_count_as_dropped():
     slot = FrameSlot()
     replaced = [slot.put(i) for i in range(5)]
     assert replaced == [False, True, True, True, True]
-    assert slot.take(timeout=0) == 4
+    assert slot.take(timeout=0) == (0, 4)
     assert slot.take(timeout=0) is None
     assert slot.dropped == 4
+    slot.put(5)
+    assert slot.take(timeout=0) == (1, 5)  # numbered in the order taken
 
 
 def test_producer_flood_keeps_put_equal_to_taken_plus_dropped():
     slot, taken, put = FrameSlot(), [], 10_000
-    consumer = threading.Thread(target=lambda: [taken.append(item) for item in iter(slot.take, None)])
+    consumer = threading.Thread(target=lambda: [taken.append(item) for _, item in iter(slot.take, None)])
     consumer.start()
     for i in range(put):
         slot.put(i)

@@ -189,14 +189,15 @@ def test_stopped_input_reports_stale_within_two_timeouts(node, frames):
     assert client.anomaly_after(flags, True)
 
 
-def test_burst_of_200_frames_at_100_hz_keeps_memory_bounded_and_node_responsive(node, frames):
+def test_burst_of_200_frames_at_100_hz_keeps_memory_bounded_order_and_node_responsive(node, frames):
     process, client = node
     image = frames[0][0]
     first, _ = judge(client, image)
     before = peak = rss_mb(process.pid)
-    start = time.monotonic()
+    start, statuses, stamps = time.monotonic(), len(client.statuses), []
     for i in range(200):
         stamp = client.send_frame(image)
+        stamps.append(stamp)
         client.spin_until(lambda: time.monotonic() >= start + (i + 1) / 100, 0.05)
         peak = max(peak, rss_mb(process.pid)) if i % 10 == 0 else peak
     sent = time.monotonic()
@@ -209,6 +210,8 @@ def test_burst_of_200_frames_at_100_hz_keeps_memory_bounded_and_node_responsive(
     assert processed + dropped == 200 and dropped >= 100, (processed, dropped)
     assert peak - before < 150, f"resident memory grew {peak - before:.0f} MB during the burst"
     assert last["anomaly"] == "false" and process.poll() is None
+    judged = [s["frame stamp"] for s in client.statuses[statuses:] if s["frame stamp"] in set(stamps)]
+    assert len(judged) == processed and judged == sorted(judged, key=float), "verdicts out of frame order"
 
 
 def test_bad_model_or_detector_stops_start_up_with_one_line_naming_it(espnet_dir, fitted_detector, tmp_path):

@@ -81,8 +81,19 @@ def bench_result():
             "node": {"size": "512x256", "median_ms": 57.94, "p90_ms": 61.2, "node_internal_median_ms": 52.1,
                      "max_rate_hz": 16, "at_30hz": {"processed": 172, "sent": 300, "dropped": 128,
                                                     "latency_first_half_ms": 76.9, "latency_second_half_ms": 77.0,
-                                                    "rss_start_mb": 481.2, "rss_end_mb": 481.4}},
+                                                    "rss_start_mb": 481.2, "rss_end_mb": 481.4},
+                     "backend": "auto", "runs_on": "onnxruntime", "workers": 0, "threads": 0, "cpus": 2,
+                     "contention": {"competing_processes": 1, "cpus": [0, 1], "omp_wait_policy": "PASSIVE",
+                                    "settings": [contention_row(None, 2, 18, 12), contention_row(2, 1, 30, 16)]}},
             "fit": {"seconds_per_100_frames": 63.04, "frames": 100, "epochs_run": 5, "peak_mb": 702.0}}
+
+
+def contention_row(workers, threads, alone_hz, contended_hz):
+    """A row of the node's contention runs; ``workers`` None: an older result, which had one worker."""
+    runs = {"idle": {"max_rate_hz": alone_hz, "median_ms": 40.0}, "contended": {"max_rate_hz": contended_hz,
+                                                                                 "median_ms": 50.0}}
+    return {"backend": "onnxruntime", **({"workers": workers} if workers else {}), "threads": threads, **runs,
+            "ratio": contended_hz / alone_hz}
 
 
 def demo_summary():
@@ -149,6 +160,9 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert ("| 512x256 batch1 cpu | onnxruntime monitor / eager torch ESPNet alone | | | 0.985 | [0.970, 1.000] |"
             in text)
     assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
+    assert "The node (backend auto = onnxruntime, workers and threads 0 (its defaults) on 2 cores)" in text
+    assert "| onnxruntime | 1 | 2 | 18 | 12 | 0.67 | 40.0 | 50.0 |" in text  # an older result: one worker
+    assert "| onnxruntime | 2 | 1 | 30 | 16 | 0.53 | 40.0 | 50.0 |" in text
     assert "63.0 s per 100 frames (100 frames, 5 epochs, peak 702 MB)." in text
     # demo
     assert "**1/1 injected segments flagged, false-positive rate 0.04**" in text

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 pytest.importorskip("rclpy", reason="the node's settings need rclpy (a ROS 2 install or the venv's wheels)")
 
 from daain_ros.errors import DaainError  # noqa: E402 (after the skip)
+from daain_ros.ros.model import plan_workers  # noqa: E402
 from daain_ros.ros.settings import PARAMETERS, Settings  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "detector.yaml"
@@ -43,11 +45,29 @@ def test_backend_threads_and_compile_are_read():
 @pytest.mark.parametrize("changes, message", [
     (dict(backend="tensorrt"), "parameter backend='tensorrt': expected one of auto, torch, onnxruntime"),
     (dict(compile="jit"), "parameter compile='jit': expected one of auto, off, cuda-graph, torch-compile"),
-    (dict(threads=-1), r"parameter threads=-1: expected 0 \(the backend's default\) or more"),
+    (dict(threads=-1), r"parameter threads=-1: expected 0 \(the default\) or more"),
+    (dict(workers=-2), r"parameter workers=-2: expected 0 \(the default\) or more"),
+    (dict(workers=2, device="cuda"), "parameter workers=2 on CUDA: expected 0 or 1" if torch.cuda.is_available()
+     else "device 'cuda' requested but CUDA is not available"),
 ])
 def test_bad_values_are_refused_in_one_line_naming_them(changes, message):
     with pytest.raises(DaainError, match=message):
-        read(**changes)
+        plan_workers(read(**changes))
+
+
+def test_on_a_cpu_two_workers_share_the_cores_unless_told_otherwise():
+    cores = len(os.sched_getaffinity(0))
+    cpu = dict(device="cpu")
+    assert plan_workers(read(**cpu)) == ((2, max(1, cores // 2)) if cores > 1 else (1, None))
+    assert plan_workers(read(workers=1, **cpu)) == (1, None)  # one worker: the backend's own default
+    assert plan_workers(read(workers=3, threads=2, **cpu)) == (3, 2)
+    assert plan_workers(read(workers=4, **cpu)) == (4, max(1, cores // 4))
+    assert plan_workers(read(backend="onnxruntime", device="auto")) == plan_workers(read(**cpu))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_one_worker_judges_the_frames():
+    assert plan_workers(read(device="cuda"))[0] == 1
 
 
 def test_node_sets_a_passive_openmp_wait_policy_before_torch_loads():

@@ -14,11 +14,12 @@ so latency is taken at the frame's ``/diagnostics`` status, which carries the st
 right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish
 time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.ros.node_client.NodeClient`).
 
-The headline run is the node as a user launches it: backend ``auto`` and one thread per core (its defaults).
+The headline run is the node as a user launches it: backend ``auto``, ``workers`` and ``threads`` 0 (its
+defaults).
 
-Contention (``contention``): a vehicle computer always runs other processes. For each backend and thread
-count, a node measures the highest rate at which it judges every frame with the cores to itself, then
-again with one busy-loop process pinned to the same cores, and the ratio of the two.
+Contention (``contention``): a vehicle computer always runs other processes. For each backend and each
+setting of workers and threads, a node measures the highest rate at which it judges every frame with the
+cores to itself, then again with one busy-loop process pinned to the same cores, and the ratio of the two.
 """
 
 import os
@@ -43,32 +44,32 @@ TOPIC = "/daain_bench/image"
 #: Input rates tried, up to what a GPU serves (a camera's 30 Hz is the everyday one, 100 Hz the GPU goal).
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
-CONTENTION_THREADS = (1, 2)
+#: (workers, threads each) of the contention runs: one frame at a time on 1 or 2 threads, two frames at a time.
+CONTENTION_SETTINGS = ((1, 1), (1, 2), (2, 1))
 #: The competing process: CPU-bound, no memory traffic, never yields.
 BUSY_LOOP = "while True: pass"
 
 
 #: The node's own defaults (:mod:`daain_ros.ros.settings`): what the headline run measures.
-NODE_BACKEND, NODE_THREADS = "auto", 0
+NODE_BACKEND, NODE_WORKERS, NODE_THREADS = "auto", 0, 0
 
 
-def start_node(model, detector, device, threads, log_dir, backend="torch"):
-    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend and threads.
-
-    ``threads`` 0 is the node's default, one per core.
+def start_node(model, detector, device, threads, log_dir, backend="torch", workers=NODE_WORKERS):
+    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend, workers and
+    threads (0: the node's defaults).
     """
     command = node_command(TOPIC, model_path=model, detector_path=detector, device=device, backend=backend,
-                           threads=threads, stale_timeout=STALE_TIMEOUT_S)
+                           workers=workers, threads=threads, stale_timeout=STALE_TIMEOUT_S)
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
     return ChildProcess(command, Path(log_dir) / "detector_node.log", env)
 
 
 @contextmanager
-def running_node(model, detector, frames_bgr, device, threads, backend="torch"):
+def running_node(model, detector, frames_bgr, device, threads, backend="torch", workers=NODE_WORKERS):
     """A started ``detector_node`` and a ``NodeClient`` it answers: (client, node process, start-up seconds)."""
     with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir, \
-            start_node(model, detector, device, threads, log_dir, backend) as node:
+            start_node(model, detector, device, threads, log_dir, backend, workers) as node:
         client = NodeClient(frames_bgr, TOPIC)
         try:
             started = time.monotonic()
@@ -186,7 +187,8 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
     _, _, rate_s, at30_s, max_trials = durations(quick)
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-    with running_node(model, detector, frames_bgr, device, NODE_THREADS, NODE_BACKEND) as (client, process, startup_s):
+    with running_node(model, detector, frames_bgr, device, NODE_THREADS, NODE_BACKEND, NODE_WORKERS) as \
+            (client, process, startup_s):
         lat, best, trials, drain = top_rate(client, quick)
         rss_start = process_status_mb("VmRSS", process.pid)
         counters_before = dict(client.counters)
@@ -196,7 +198,8 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
                     latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
                     dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
                     rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", process.pid))
-        result = {"startup_s": startup_s, "device": device, "backend": NODE_BACKEND, "threads": NODE_THREADS,
+        result = {"startup_s": startup_s, "device": device, "backend": NODE_BACKEND, "workers": NODE_WORKERS,
+                  "threads": NODE_THREADS,
                   "runs_on": resolve_backend(NODE_BACKEND, torch.device(device)),
                   "cpus": len(os.sched_getaffinity(0)), **lat, "latency": lat,
                   "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
@@ -208,14 +211,16 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
 
 
 def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
-    """Each backend and thread count (quick: torch, 1 thread) idle and beside one competing busy loop."""
-    settings = [("torch", 1)] if quick else [(b, t) for b in BACKENDS for t in CONTENTION_THREADS]
+    """Each backend and setting of workers and threads (quick: torch, 1 worker of 1 thread) idle and beside one
+    competing busy loop.
+    """
+    settings = [("torch", 1, 1)] if quick else [(b, *setting) for b in BACKENDS for setting in CONTENTION_SETTINGS]
     rows = []
-    for backend, threads in settings:
-        row = {"backend": backend, "threads": threads}
+    for backend, workers, threads in settings:
+        row = {"backend": backend, "workers": workers, "threads": threads}
         try:
             row.update(contended(model, detector, frames_bgr, quick, "cpu" if backend == "onnxruntime" else device,
-                                 backend, threads))
+                                 backend, threads, workers))
         except DaainError as exc:
             row["error"] = one_line(exc)
         rows.append(row)
@@ -224,9 +229,9 @@ def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
             "settings": rows}
 
 
-def contended(model, detector, frames_bgr, quick, device, backend, threads):
+def contended(model, detector, frames_bgr, quick, device, backend, threads, workers):
     """One node's top rate with the cores to itself, then with a busy loop on them; their ratio."""
-    with running_node(model, detector, frames_bgr, device, threads, backend) as (client, _, _):
+    with running_node(model, detector, frames_bgr, device, threads, backend, workers) as (client, _, _):
         runs = {}
         for condition, competitors in (("idle", 0), ("contended", 1)):
             with competing_processes(competitors):

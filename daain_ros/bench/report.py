@@ -185,29 +185,35 @@ def _node_markdown(node, sub):
 
 
 def _node_setting(node):
-    """What the node ran with (older results: the bench's thread count on torch)."""
-    threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
+    """What the node ran with (older results: the bench's thread count on torch, one worker)."""
+    workers = node.get("workers", 1)
+    if workers == 0:
+        threads = "workers and threads 0 (its defaults)"
+    else:
+        threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
+        threads = f"{workers} worker(s) of {threads}" if "workers" in node else threads
     backend = node.get("backend", "torch") + (f" = {node['runs_on']}" if "runs_on" in node else "")
     cores = f" on {node['cpus']} cores" if "cpus" in node else ""
     return f"The node (backend {backend}, {threads}{cores})"
 
 
 def _contention_markdown(contention):
-    """Each backend and thread count's top rate alone and beside a competing busy loop (older results: none)."""
+    """Each setting's top rate alone and beside a competing busy loop (older results: none, or one worker)."""
     if not contention:
         return []
     if contention.get("skipped"):
         return [f"Contention: not measured ({contention['skipped']}).", ""]
     lines = [f"Beside {contention['competing_processes']} competing CPU-bound process on the same cores "
              f"(CPUs {contention['cpus']}, OMP_WAIT_POLICY {contention['omp_wait_policy']}), every frame judged up to:",
-             "", "| backend | threads | alone Hz | contended Hz | contended / alone | median ms alone | median ms "
-             "contended |", "|---|---|---|---|---|---|---|"]
+             "", "| backend | workers | threads each | alone Hz | contended Hz | contended / alone | median ms alone "
+             "| median ms contended |", "|---|---|---|---|---|---|---|---|"]
     for row in contention["settings"]:
+        setting = f"| {row['backend']} | {row.get('workers', 1)} | {row['threads']} |"
         if row.get("error"):
-            lines.append(f"| {row['backend']} | {row['threads']} | {row['error']} | | | | |")
+            lines.append(f"{setting} {row['error']} | | | | |")
             continue
         idle, busy = row["idle"], row["contended"]
-        lines.append(f"| {row['backend']} | {row['threads']} | {_md(idle['max_rate_hz'], '.0f')} | "
+        lines.append(f"{setting} {_md(idle['max_rate_hz'], '.0f')} | "
                      f"{_md(busy['max_rate_hz'], '.0f')} | {_md(row['ratio'], '.2f')} | {_md(idle['median_ms'])} | "
                      f"{_md(busy['median_ms'])} |")
     return lines + [""]

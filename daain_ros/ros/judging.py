@@ -6,19 +6,22 @@
 
 """The frame flow of a configured ``detector_node``: the newest frame in, its verdict out, only while active.
 
-The subscription callback only drops the message into a one-frame slot; a worker thread decodes, runs the
-pipeline and publishes, so the node judges the newest frame and its memory stays bounded. Verdicts are
-published under one lock, and once :meth:`FrameJudge.stop` has raised the flag, a frame still in inference
-cannot lower it.
+The subscription callback only drops the message into a one-frame slot; worker threads (``workers``, one by
+default on CUDA, two on a CPU) take frames from it in turn, decode them, run the pipeline and publish, so
+the node judges the newest frames and its memory stays bounded. Verdicts are published in the order the
+frames were taken, under one lock, and once :meth:`FrameJudge.stop` has raised the flag, a frame still in
+inference cannot lower it.
 """
 
 import threading
 import time
 from concurrent.futures import wait
+from functools import partial
 
 from daain_ros.ros import health
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.frame_slot import FrameSlot
+from daain_ros.ros.in_order import InOrder
 from daain_ros.ros.model import apply_threshold, infer, warn_level
 from daain_ros.ros.outputs import ResultPublishers
 
@@ -30,22 +33,26 @@ class FrameJudge:
     """Judges frames with ``pipeline`` between :meth:`start` and :meth:`stop`; :meth:`close` ends its worker.
 
     :param verdicts: the node's ``VerdictPublisher``; :param topic: the input's name for the diagnostics.
-    :param inference: the node's one-thread executor that loaded ``pipeline``: the worker loop runs on it, so
-        every torch computation of the node runs on one thread (a second thread's OpenMP team contends for
-        the cores with the first: inference took 68 instead of 43 ms at 512x256 on 2 cores).
+    :param inference: the executor of ``workers`` threads that loaded ``pipeline``; the worker loops run on
+        it, all sharing ``pipeline``, and no other thread of the node runs torch or ONNX Runtime (another
+        thread's OpenMP team would contend for the cores: inference took 68 instead of 43 ms at 512x256 on 2
+        cores). ``threads`` is each worker's intra-op thread count (None: the backend's default), for the log.
     """
 
-    def __init__(self, node, settings, pipeline, decode, verdicts, topic, inference):
+    def __init__(self, node, settings, pipeline, decode, verdicts, topic, inference, workers=1, threads=None):
         self.pipeline, self.topic = pipeline, topic
         self.settings, self._verdicts = settings, verdicts
+        self.workers, self.threads = workers, threads
         self._lock = threading.Lock()
-        self._slot = FrameSlot()
+        self._slot, self._in_order = FrameSlot(), InOrder()
         self._debounce = settings.debounce()
         self._warn_above = warn_level(pipeline)
         self._results = ResultPublishers(node, settings.publish_color)
-        self._active, self._processed, self._last_stamp, self._busy_since = False, 0, None, None
+        self._active, self._processed, self._last_stamp = False, 0, None
+        self._busy_since = [None] * workers  # per worker: when its frame's inference started
         self._last_arrival = time.monotonic()
-        self._worker = inference.submit(self._work, pipeline, decode)
+        self._inference = inference
+        self._workers = [inference.submit(self._work, i, pipeline, decode) for i in range(workers)]
 
     def start(self, topic):
         """Judges the frames that arrive from now on (``topic``: the subscription's resolved name)."""
@@ -67,24 +74,26 @@ class FrameJudge:
             self._publish(verdict)
 
     def close(self, timeout=OVERDUE_S):
-        """Stops the worker (waiting up to ``timeout`` s for a frame in inference) and detaches the pipeline's monitor.
+        """Stops the workers (waiting up to ``timeout`` s for frames in inference) and releases the pipeline.
 
-        False when the worker still runs.
+        False when a worker still runs.
         """
         with self._lock:
             self._active = False
         self._slot.close()
-        wait([self._worker], timeout)
+        self._in_order.close()
+        wait(self._workers, timeout)
+        self._inference.shutdown(wait=False)
         self._results.destroy()
         self.pipeline.close()
-        return self._worker.done()
+        return all(worker.done() for worker in self._workers)
 
     def describe(self):
         (width, height), settings = self.pipeline.size, self.settings
-        threads = settings.threads or "default"
         backend = self.pipeline.backend.name
         compile_mode = f", compile {settings.compile}" if backend == "torch" else ""
-        return (f"{width}x{height} on {self.pipeline.device} ({backend}, threads {threads}{compile_mode}), "
+        return (f"{width}x{height} on {self.pipeline.device} ({backend}, {self.workers} worker(s) of "
+                f"{self.threads or 'default'} thread(s){compile_mode}), "
                 f"threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
                 f"{self._debounce.n}")
 
@@ -100,11 +109,13 @@ class FrameJudge:
         self._last_arrival = time.monotonic()
         self._slot.put((msg, self._last_arrival))
 
-    def _work(self, pipeline, decode):
-        while (item := self._slot.take()) is not None:
-            self._busy_since = time.monotonic()
-            self._judge(infer(pipeline, decode, item[0]), *item)
-            self._busy_since = None
+    def _work(self, worker, pipeline, decode):
+        while (taken := self._slot.take()) is not None:
+            number, (msg, arrived) = taken
+            self._busy_since[worker] = time.monotonic()
+            inferred = infer(pipeline, decode, msg)
+            self._busy_since[worker] = None
+            self._in_order.run(number, partial(self._judge, inferred, msg, arrived))
 
     def _judge(self, inferred, msg, arrived):
         image, result, failed = inferred
@@ -129,14 +140,15 @@ class FrameJudge:
     def check_health(self):
         """Timer while active: STALE when the input stopped, ERROR when inference stopped returning."""
         now, stale_timeout = time.monotonic(), self.settings.stale_timeout
-        silent, busy = now - self._last_arrival, self._busy_since
+        silent = now - self._last_arrival
+        busy = min((since for since in list(self._busy_since) if since is not None), default=None)
         with self._lock:
             if not self._active:
                 return
             if silent > stale_timeout:
                 self._debounce.reset()
                 self._publish(health.stale(silent, self.topic))
-            elif self._worker.done():
+            elif any(worker.done() for worker in self._workers):
                 self._publish(health.failure("processing", "inference worker stopped"))
             elif busy is not None and now - busy > max(OVERDUE_S, 10 * stale_timeout):
                 self._publish(health.failure("processing", f"inference has not returned for {now - busy:.1f} s"))

@@ -11,10 +11,12 @@ on a message.
 """
 
 import gc
+import os
 
 import numpy as np
 import torch
 
+from daain_ros.device import resolve_device
 from daain_ros.errors import DaainError, ImageError, one_line
 from daain_ros.pipeline import Pipeline
 from daain_ros.ros import health
@@ -43,15 +45,33 @@ def apply_threshold(pipeline, value):
     pipeline.threshold = value if value >= 0 else float(pipeline.detector.threshold)
 
 
-def load_pipeline(settings, logger):
+def plan_workers(settings):
+    """(workers, intra-op threads of each, None: the backend's default) with the parameters' 0s resolved.
+
+    On CUDA one frame at a time: a CUDA graph's replay reuses its buffers, and one GPU runs the frames one
+    after another anyway. On a CPU two frames by default (one on a single core), sharing the cores out: on 2
+    cores two one-thread workers judged every 512x256 frame at 30 Hz where one two-thread worker judged
+    20 Hz (docs/node.md, "Workers").
+    """
+    cuda = settings.backend != "onnxruntime" and resolve_device(settings.device).type == "cuda"
+    if cuda and settings.workers > 1:
+        raise DaainError(f"parameter workers={settings.workers} on CUDA: expected 0 or 1 (a CUDA graph's replay "
+                         "reuses its buffers; the GPU runs one frame at a time)")
+    cores = len(os.sched_getaffinity(0))
+    workers = settings.workers or (1 if cuda else min(2, cores))
+    threads = settings.threads or (max(1, cores // workers) if workers > 1 else None)
+    return workers, threads
+
+
+def load_pipeline(settings, threads, logger):
     """Loads model and detector, checks the network size, applies the threshold and warms up.
 
     The warm-up frame also captures the CUDA graph or compiles the model when ``compile`` asks for it, so the
-    first camera frame runs as fast as the others. Call it on the thread that runs inference: torch's
-    thread count belongs to the calling thread's OpenMP team.
+    first camera frame runs as fast as the others. Call it on a thread that runs inference. ``threads``: each
+    inference's intra-op threads (:func:`plan_workers`).
     """
     pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device, backend=settings.backend,
-                             threads=settings.threads or None, onnx=settings.onnx_path or None,
+                             threads=threads, onnx=settings.onnx_path or None,
                              compile=settings.compile)
     try:
         if pipeline.backend.name == "onnxruntime" and not settings.onnx_path:

@@ -39,7 +39,7 @@ from daain_ros.ros.debounce import KOfN  # noqa: E402
 from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
 from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
-from daain_ros.ros.model import free_memory, load_pipeline  # noqa: E402
+from daain_ros.ros.model import free_memory, load_pipeline, plan_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
 from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
@@ -64,8 +64,6 @@ class DetectorNode(LifecycleNode):
             self.declare_parameter(name, default, ParameterDescriptor(description=description,
                                                                       read_only=name in READ_ONLY))
         self.finished = Future()  # done when the node is shut down (finalized)
-        # Loading, warm-up and every frame run on this one thread (see FrameJudge: one OpenMP team).
-        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daain_inference")
         self._verdicts = VerdictPublisher(self)
         self._judge = self._sub = self._timer = None
         self._configuring = False
@@ -101,10 +99,16 @@ class DetectorNode(LifecycleNode):
 
     def on_configure(self, state):
         self._configuring = True
+        inference = None
         try:
             settings = Settings.read(self._param)
-            pipeline = self._inference.submit(load_pipeline, settings, self.get_logger()).result()
+            workers, threads = plan_workers(settings)
+            # Loading, warm-up and every frame run on these threads only (see FrameJudge: OpenMP teams).
+            inference = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daain_inference")
+            pipeline = inference.submit(load_pipeline, settings, threads, self.get_logger()).result()
         except DaainError as exc:  # stays unconfigured; the reason is logged once and in the diagnostic
+            if inference is not None:
+                inference.shutdown(wait=False)
             reason = f"cannot start: {one_line(exc)}"
             self.get_logger().error(reason)
             self._report(health.failure(None, reason))
@@ -113,7 +117,7 @@ class DetectorNode(LifecycleNode):
             self._configuring = False
         topic, _, decode = TRANSPORTS[settings.image_transport]
         self._judge = FrameJudge(self, settings, pipeline, decode, self._verdicts, self.resolve_topic_name(topic),
-                                 self._inference)
+                                 inference, workers, threads)
         self._report(health.not_judging("inactive (configured, waiting for activate)"))
         return SUCCESS
 
@@ -212,7 +216,6 @@ class DetectorNode(LifecycleNode):
 
     def destroy_node(self):
         self._release()
-        self._inference.shutdown(wait=False)
         super().destroy_node()
 
 

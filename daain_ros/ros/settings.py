@@ -24,6 +24,9 @@ from daain_ros.ros.qos import RELIABILITY
 #: ONNX Runtime's pool not spinning, a competing process slows the node down gracefully instead of stalling it
 #: (measured per backend and thread count in docs/node.md, "Contention").
 DEFAULT_THREADS = 0
+#: Two frames in flight on a CPU: a frame's decoding, publishing and Python run while the other's inference
+#: does, and two one-thread inferences outrun one two-thread inference (docs/node.md, "Workers").
+DEFAULT_WORKERS = 0
 
 # name -> (default, description)
 PARAMETERS = {
@@ -36,7 +39,9 @@ PARAMETERS = {
     "onnx_path": ("", "for onnxruntime: a file of 'daain export' bound to model_path and detector_path; empty = "
                       "the graph is exported at configure (seconds)"),
     "threads": (DEFAULT_THREADS, "intra-op threads of the backend (torch's, or ONNX Runtime's pool, which does not "
-                                 "spin); 0 = the backend's own default, one per core"),
+                                 "spin); 0 = one per core, shared out between the workers"),
+    "workers": (DEFAULT_WORKERS, "frames judged at once, each on a thread of its own, verdicts published in arrival "
+                                 "order; 0 = 1 on CUDA, 2 on a CPU of 2 or more cores"),
     "compile": ("auto", "auto (cuda-graph on CUDA, off elsewhere), off, cuda-graph or torch-compile"),
     "width": (0, "network input width; 0 = the detector's fitted width, otherwise it must equal it"),
     "height": (0, "network input height; 0 = the detector's fitted height, otherwise it must equal it"),
@@ -72,6 +77,7 @@ class Settings:
     backend: str
     onnx_path: str
     threads: int
+    workers: int
     compile: str  # noqa: A003 (the parameter's name; read as settings.compile, it shadows nothing)
     width: int
     height: int
@@ -96,8 +102,9 @@ class Settings:
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
         check_choice("backend", settings.backend, BACKEND_CHOICES)
         check_choice("compile", settings.compile, COMPILE_MODES)
-        if settings.threads < 0:
-            raise DaainError(f"parameter threads={settings.threads}: expected 0 (the backend's default) or more")
+        for name in ("threads", "workers"):
+            if getattr(settings, name) < 0:
+                raise DaainError(f"parameter {name}={getattr(settings, name)}: expected 0 (the default) or more")
         settings.debounce()
         return settings
 

@@ -12,6 +12,7 @@ The exported graph passes onnx.checker, ONNX Runtime reproduces the torch graph 
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -75,6 +76,18 @@ def test_onnxruntime_reproduces_the_torch_graph(exported, torch_pipeline, batch)
     assert onnx_pipeline.backend.name == "onnxruntime" and onnx_pipeline.device.type == "cpu"
     frames = procedural_frames(batch, CAMERA, seed=batch)
     _assert_same(onnx_pipeline.process(frames), torch_pipeline.process(frames))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_one_pipeline_judges_frames_from_two_threads_as_from_one(exported, torch_pipeline, backend):
+    """The node's workers share one pipeline: frames judged concurrently come out as when judged one by one."""
+    pipeline = torch_pipeline if backend == "torch" else Pipeline.load(
+        default_model_path(), default_detector_path(), backend="onnxruntime", threads=1, onnx=exported)
+    frames = procedural_frames(8, CAMERA, seed=5)
+    expected = pipeline.process(frames)
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        results = list(workers.map(lambda frame: pipeline.process([frame])[0], frames * 3))
+    _assert_same(results, expected * 3)
 
 
 def test_a_graph_exported_in_memory_reproduces_the_torch_graph(tiny):

@@ -90,8 +90,8 @@ def bench_result():
 
 def contention_row(workers, threads, alone_hz, contended_hz):
     """A row of the node's contention runs; ``workers`` None: an older result, which had one worker."""
-    runs = {"idle": {"max_rate_hz": alone_hz, "median_ms": 40.0}, "contended": {"max_rate_hz": contended_hz,
-                                                                                 "median_ms": 50.0}}
+    runs = {"idle": {"max_rate_hz": alone_hz, "median_ms": 40.0},
+            "contended": {"max_rate_hz": contended_hz, "median_ms": 50.0}}
     return {"backend": "onnxruntime", **({"workers": workers} if workers else {}), "threads": threads, **runs,
             "ratio": contended_hz / alone_hz}
 

@@ -44,8 +44,8 @@ TOPIC = "/daain_bench/image"
 #: Input rates tried, up to what a GPU serves (a camera's 30 Hz is the everyday one, 100 Hz the GPU goal).
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
-#: (workers, threads each) of the contention runs: one frame at a time on 1 or 2 threads, two frames at a time.
-CONTENTION_SETTINGS = ((1, 1), (1, 2), (2, 1))
+#: (workers, threads each) of the contention runs: one frame at a time or two, each on 1 or 2 threads.
+CONTENTION_SETTINGS = ((1, 1), (1, 2), (2, 1), (2, 2))
 #: The competing process: CPU-bound, no memory traffic, never yields.
 BUSY_LOOP = "while True: pass"
 
@@ -55,9 +55,7 @@ NODE_BACKEND, NODE_WORKERS, NODE_THREADS = "auto", 0, 0
 
 
 def start_node(model, detector, device, threads, log_dir, backend="torch", workers=NODE_WORKERS):
-    """``detector_node`` as a ``ChildProcess`` with the benchmark's model, detector, device, backend, workers and
-    threads (0: the node's defaults).
-    """
+    """``detector_node`` as a ``ChildProcess`` with the benchmark's settings (workers, threads 0: its defaults)."""
     command = node_command(TOPIC, model_path=model, detector_path=detector, device=device, backend=backend,
                            workers=workers, threads=threads, stale_timeout=STALE_TIMEOUT_S)
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
@@ -211,9 +209,7 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
 
 
 def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
-    """Each backend and setting of workers and threads (quick: torch, 1 worker of 1 thread) idle and beside one
-    competing busy loop.
-    """
+    """Each backend, workers and threads (quick: torch, 1 of 1) alone, then beside one competing busy loop."""
     settings = [("torch", 1, 1)] if quick else [(b, *setting) for b in BACKENDS for setting in CONTENTION_SETTINGS]
     rows = []
     for backend, workers, threads in settings:

@@ -30,13 +30,13 @@ OVERDUE_S = 5.0
 
 
 class FrameJudge:
-    """Judges frames with ``pipeline`` between :meth:`start` and :meth:`stop`; :meth:`close` ends its worker.
+    """Judges frames with ``pipeline`` between :meth:`start` and :meth:`stop`; :meth:`close` ends its workers.
 
     :param verdicts: the node's ``VerdictPublisher``; :param topic: the input's name for the diagnostics.
     :param inference: the executor of ``workers`` threads that loaded ``pipeline``; the worker loops run on
-        it, all sharing ``pipeline``, and no other thread of the node runs torch or ONNX Runtime (another
-        thread's OpenMP team would contend for the cores: inference took 68 instead of 43 ms at 512x256 on 2
-        cores). ``threads`` is each worker's intra-op thread count (None: the backend's default), for the log.
+        it, all sharing ``pipeline``, and no other thread of the node runs torch or ONNX Runtime (each thread
+        that does has OpenMP teams of its own, which contend for the cores). ``threads``: each inference's
+        intra-op threads (None: the backend's default), for the log.
     """
 
     def __init__(self, node, settings, pipeline, decode, verdicts, topic, inference, workers=1, threads=None):

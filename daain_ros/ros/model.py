@@ -46,21 +46,20 @@ def apply_threshold(pipeline, value):
 
 
 def plan_workers(settings):
-    """(workers, intra-op threads of each, None: the backend's default) with the parameters' 0s resolved.
+    """(workers, intra-op threads of each inference, None: the backend's default, one per core) for ``settings``.
 
     On CUDA one frame at a time: a CUDA graph's replay reuses its buffers, and one GPU runs the frames one
-    after another anyway. On a CPU two frames by default (one on a single core), sharing the cores out: on 2
-    cores two one-thread workers judged every 512x256 frame at 30 Hz where one two-thread worker judged
-    20 Hz (docs/node.md, "Workers").
+    after another anyway. On a CPU two frames by default (one on a single core), each inference on every
+    core: with one frame in flight it runs as fast as one worker would, and with two (the input outruns
+    one) a frame's decoding and publishing overlap the other's inference and the cores stay busy
+    (docs/node.md, "Workers").
     """
     cuda = settings.backend != "onnxruntime" and resolve_device(settings.device).type == "cuda"
     if cuda and settings.workers > 1:
         raise DaainError(f"parameter workers={settings.workers} on CUDA: expected 0 or 1 (a CUDA graph's replay "
                          "reuses its buffers; the GPU runs one frame at a time)")
-    cores = len(os.sched_getaffinity(0))
-    workers = settings.workers or (1 if cuda else min(2, cores))
-    threads = settings.threads or (max(1, cores // workers) if workers > 1 else None)
-    return workers, threads
+    workers = settings.workers or (1 if cuda or len(os.sched_getaffinity(0)) < 2 else 2)
+    return workers, settings.threads or None
 
 
 def load_pipeline(settings, threads, logger):

@@ -24,8 +24,8 @@ from daain_ros.ros.qos import RELIABILITY
 #: ONNX Runtime's pool not spinning, a competing process slows the node down gracefully instead of stalling it
 #: (measured per backend and thread count in docs/node.md, "Contention").
 DEFAULT_THREADS = 0
-#: Two frames in flight on a CPU: a frame's decoding, publishing and Python run while the other's inference
-#: does, and two one-thread inferences outrun one two-thread inference (docs/node.md, "Workers").
+#: Two frames in flight on a CPU: when the input outruns one, a frame's decoding, publishing and Python run
+#: while the other's inference does (docs/node.md, "Workers").
 DEFAULT_WORKERS = 0
 
 # name -> (default, description)
@@ -39,7 +39,7 @@ PARAMETERS = {
     "onnx_path": ("", "for onnxruntime: a file of 'daain export' bound to model_path and detector_path; empty = "
                       "the graph is exported at configure (seconds)"),
     "threads": (DEFAULT_THREADS, "intra-op threads of the backend (torch's, or ONNX Runtime's pool, which does not "
-                                 "spin); 0 = one per core, shared out between the workers"),
+                                 "spin), for each frame in flight; 0 = one per core"),
     "workers": (DEFAULT_WORKERS, "frames judged at once, each on a thread of its own, verdicts published in arrival "
                                  "order; 0 = 1 on CUDA, 2 on a CPU of 2 or more cores"),
     "compile": ("auto", "auto (cuda-graph on CUDA, off elsewhere), off, cuda-graph or torch-compile"),

@@ -188,7 +188,7 @@ def _node_setting(node):
     """What the node ran with (older results: the bench's thread count on torch, one worker)."""
     workers = node.get("workers", 1)
     if workers == 0:
-        threads = "workers and threads 0 (its defaults)"
+        threads = "its default workers and threads,"
     else:
         threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
         threads = f"{workers} worker(s) of {threads}" if "workers" in node else threads

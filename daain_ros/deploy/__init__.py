@@ -14,5 +14,5 @@ asked for.
 #: The backends by name: imported without torch, so a command line can offer them before loading it.
 BACKENDS = ("torch", "onnxruntime")
 #: What may be asked for: a backend, or ``auto``: ``onnxruntime`` on a CPU, ``torch`` on CUDA, each the faster
-#: there (docs/node.md, "Choosing backend and threads").
+#: there (docs/node.md, "Choosing backend, threads and workers").
 BACKEND_CHOICES = ("auto", *BACKENDS)

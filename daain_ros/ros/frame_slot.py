@@ -50,7 +50,7 @@ class FrameSlot:
             return self._taken - 1, item
 
     def close(self):
-        """Wakes the worker for good; later frames are ignored."""
+        """Wakes the workers for good; later frames are ignored."""
         with self._changed:
             self._closed = True
             self._item = None

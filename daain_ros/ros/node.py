@@ -169,7 +169,7 @@ class DetectorNode(LifecycleNode):
         self._sub = self._timer = None
 
     def _release(self):
-        """Ends the worker and frees the model, CUDA memory included."""
+        """Ends the workers and frees the model, CUDA memory included."""
         if self._judge is None:
             return
         judge, self._judge = self._judge, None

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from daain_ros.bench.runner import fresh_detector, parse_sizes
-from daain_ros.bench.variants import DaainStep, EspnetStep, ReferenceStep, procedural_frames, ratio_interval
+from daain_ros.bench.variants import (DaainStep, EspnetStep, ReferenceStep, procedural_frames, ratio_interval,
+                                      time_interleaved)
 from daain_ros.cli import main as cli
 from daain_ros.detector.heads import ScoreHead
 from daain_ros.errors import DaainError
@@ -209,6 +210,20 @@ def test_ratio_interval_resamples_the_interleaved_pairs_together():
     assert low < 1.05 < high and low > 1.0 and high - low < 0.05
     assert ratio_interval(noisy, espnet) == [low, high]  # seeded
     assert ratio_interval([52.0], [50.0]) is None
+
+
+@pytest.mark.parametrize("block, runs", [
+    (1, "ab ba ab ba ab ba ab"),  # every batch after the other variant's
+    (3, "aaabbb bbbaaa a b"),  # most batches after one of the same variant; order still alternating
+])
+def test_interleaving_runs_each_variant_block_batches_in_a_row_and_records_them_in_order(block, runs):
+    calls = []
+    steps = {name: (lambda batch, name=name: calls.append((name, batch))) for name in "ab"}
+    wall, cpu = time_interleaved(steps, list(range(7)), 2, torch.device("cpu"), block)
+    assert "".join(name for name, _ in calls) == runs.replace(" ", "")
+    assert [batch for name, batch in calls if name == "a"] == list(range(7))  # each variant: every batch, in order
+    assert {name: len(times) for name, times in wall.items()} == {"a": 5, "b": 5}  # after 2 warm-up batches
+    assert len(cpu["a"]) == 5
 
 
 def test_profile_attributes_the_same_convolutions_to_both_variants(tmp_path, model_file):

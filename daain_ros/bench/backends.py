@@ -13,7 +13,8 @@ pipeline runs it there, replayed as a CUDA graph, so ESPNet alone is replayed to
 floor) and the monitor is also timed eagerly (``graph_eager``, against eager ESPNet). onnxruntime, on the
 CPU: ESPNet alone exported to ONNX and the exported monitor. All run on the same batches in one process, in
 alternating order, so machine noise hits them alike; every ratio is of medians from that one run, with a 95 %
-bootstrap interval over its batches (``overhead_ci95``). The whole-frame case feeds camera-size frames, so the
+bootstrap interval over its batches (``overhead_ci95``). ``--block`` runs each variant on several batches in a
+row, as a node runs one model frame after frame. The whole-frame case feeds camera-size frames, so the
 resize to the network size is timed too.
 """
 
@@ -59,10 +60,10 @@ def backend_steps(model_path, detector_dir, size, device, threads, onnxruntime=T
     return steps
 
 
-def time_backends(steps, frames, batch, warmup, device):
-    """Every step on the same batches of ``frames``: per variant its timing summary, and the overheads."""
+def time_backends(steps, frames, batch, warmup, device, block=1):
+    """Every step on the same batches of ``frames``, ``block`` in a row: per variant its timing, and the overheads."""
     batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
-    wall, cpu = time_interleaved(steps, batches, warmup, device)
+    wall, cpu = time_interleaved(steps, batches, warmup, device, block)
     leaf = {name: summary(wall[name], batch, cpu[name]) for name in steps}
     timed = {name: (variant, floor_of(name, leaf)) for name, (variant, _) in OVERHEADS.items()
              if variant in leaf and floor_of(name, leaf)}

@@ -75,7 +75,7 @@ def markdown(result, level=2):
                      f"{_md(ratio(leaf.get('median_ms'), espnet), '.3f')}{note} |")
     head = result["overhead"]["headline"]
     lines += ["", f"**Overhead DAAIN / ESPNet at {head['at']}: {_md(head['ratio'], '.3f')}** (median time over "
-                  "median time, the two interleaved batch by batch in one process).", ""]
+                  f"median time, the two interleaved {_interleaving(result)} in one process).", ""]
     lines += _backends_markdown(result, sub) + _memory_markdown(result, sub)
     lines += _node_markdown(result.get("node", {}), sub)
     fit = result.get("fit", {})
@@ -128,17 +128,23 @@ def _interval(interval):
     return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
+def _interleaving(result):
+    """How the variants took turns: batch by batch, or ``--block`` batches each (older results: batch by batch)."""
+    block = result.get("settings", {}).get("block", 1)
+    return "batch by batch" if block == 1 else f"{block} batches at a time"
+
+
 def _backends_markdown(result, sub):
     """Each backend's variants against ESPNet alone on the same backend, timed together."""
     cases = list(_backend_cases(result))
     if not cases:
         return []
-    lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved batch "
-             "by batch in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet and gathers "
-             "without the detector; the hook path; the one-graph monitor, on CUDA replayed as a CUDA graph against "
-             "ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager) and onnxruntime "
-             "(ESPNet alone and the monitor, each exported to ONNX). The interval is a 95 % bootstrap interval of "
-             "the ratio over the run's batches (the pairs resampled together).", "",
+    lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved "
+             f"{_interleaving(result)} in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet "
+             "and gathers without the detector; the hook path; the one-graph monitor, on CUDA replayed as a CUDA "
+             "graph against ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager) and "
+             "onnxruntime (ESPNet alone and the monitor, each exported to ONNX). The interval is a 95 % bootstrap "
+             "interval of the ratio over the run's batches (the pairs resampled together).", "",
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend | 95 % interval |",
              "|---|---|---|---|---|---|"]
     for where, leaf in cases:

@@ -68,6 +68,7 @@ class BenchConfig:
     dims: int = FRESH_DIMS
     skip: tuple = field(default_factory=tuple)
     profile: bool = False
+    block: int = 1
 
     @property
     def timed(self):
@@ -158,7 +159,7 @@ def time_pair(config, size, batch, device, steps):
     replayed as a CUDA graph on CUDA, as the pipeline runs there.
     """
     frames, _ = bench_frames(batch * (config.warmup + config.timed), size, config.footage)
-    backends, wall, cpu = time_backends(steps, frames, batch, config.warmup, device)
+    backends, wall, cpu = time_backends(steps, frames, batch, config.warmup, device, config.block)
     floor = floor_of("graph", backends)
     paired = np.asarray(wall["graph"]) / np.asarray(wall[floor])
     return ({**backends[floor], "variant": floor},
@@ -171,7 +172,7 @@ def time_pair(config, size, batch, device, steps):
 def time_frame(config, steps, device):
     """The whole frame at batch 1: camera-size frames, so each variant's time includes the resize."""
     frames, source = camera_frames(config.warmup + config.timed, config.footage)
-    leaf, _, _ = time_backends(steps, frames, 1, config.warmup, device)
+    leaf, _, _ = time_backends(steps, frames, 1, config.warmup, device, config.block)
     height, width = frames[0].shape[:2]
     return {"camera": f"{width}x{height}", "frames": source, **leaf}
 
@@ -332,11 +333,12 @@ def _settings(config, detectors):
     _, source = bench_frames(1, config.sizes[0], config.footage)
     return {"quick": config.quick, "model": str(config.model), "threads": config.threads,
             "iterations": config.timed, "warmup": config.warmup, "reference_iterations": config.reference_iterations,
+            "block": config.block,
             "frames": f"{source}, resized to the network size (preprocessing is conversion and normalisation only; "
                       "the whole-frame case times camera-size frames, resize included)",
             "detectors": {size_label(size): text for size, (_, text) in detectors.items()},
-            "timing": "espnet, daain and the backends' variants interleaved batch by batch in one process (order "
-                      "alternating); peak memory from a fresh process per variant",
+            "timing": f"espnet, daain and the backends' variants interleaved in one process, {config.block} batch(es) "
+                      "in a row each (order alternating); peak memory from a fresh process per variant",
             "skip": list(config.skip)}
 
 

@@ -200,24 +200,27 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(steps, batches, warmup, device):
-    """Runs every step on every batch, alternating which goes first; per step (wall s, CPU s) lists.
+def time_interleaved(steps, batches, warmup, device, block=1):
+    """Runs every step on every batch, ``block`` batches in a row each, alternating which goes first.
 
-    Interleaving frame by frame exposes every variant to the same machine noise; the first ``warmup``
-    batches are run but not recorded.
+    Per step (wall s, CPU s) lists, in batch order. Interleaving exposes every variant to the same machine
+    noise. With ``block`` 1 each batch follows another variant's, so each finds the caches holding that
+    variant's weights and maps; with a larger block most batches follow one of the same variant, as every
+    frame does in a node that runs one model. The first ``warmup`` batches are run but not recorded.
     """
     names = list(steps)
     wall = {name: [] for name in names}
     cpu = {name: [] for name in names}
-    for i, batch in enumerate(batches):
-        for name in names if i % 2 == 0 else names[::-1]:
-            synchronize(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            steps[name](batch)
-            synchronize(device)
-            if i >= warmup:
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
+    for first in range(0, len(batches), block):
+        for name in names if first // block % 2 == 0 else names[::-1]:
+            for i in range(first, min(first + block, len(batches))):
+                synchronize(device)
+                start, start_cpu = time.perf_counter(), time.process_time()
+                steps[name](batches[i])
+                synchronize(device)
+                if i >= warmup:
+                    wall[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
     return wall, cpu
 
 

@@ -33,6 +33,9 @@ def register(sub):
                         help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here)")
     parser.add_argument("--frames", type=int, default=None,
                         help="timed batches per size and batch size after warm-up (default 30, quick 5)")
+    parser.add_argument("--block", type=int, default=1,
+                        help="timed batches each variant runs in a row before the next variant (default 1: "
+                             "alternate every batch; more: warm caches, as in a node that runs one model)")
     parser.add_argument("--dims", type=int, default=FRESH_DIMS,
                         help="dimensions of the fresh detectors (without --detector) and of the fit section")
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="network sizes WxH,...")
@@ -60,14 +63,14 @@ def run(args):
     unknown = set(skip) - set(SECTIONS)
     if unknown:
         raise DaainError(f"--skip {args.skip!r}: expected some of {', '.join(SECTIONS)}")
-    for name in ("frames", "threads", "dims"):
+    for name in ("frames", "threads", "dims", "block"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise DaainError(f"--{name} {getattr(args, name)}: expected a positive integer")
     config = BenchConfig(model=args.model or default_model_path(), detector=args.detector, footage=args.footage,
                          quick=args.quick, sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
                          devices=check_devices(args.devices.split(",")) if args.devices else None,
                          iterations=args.frames, threads=args.threads or torch.get_num_threads(), dims=args.dims,
-                         skip=skip, profile=args.profile)
+                         skip=skip, profile=args.profile, block=args.block)
     result = run_bench(config, log=lambda line: print(line, flush=True))
     write_json(result, args.out)
     print(table(result))

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="the node benchmark needs rclpy (a ROS 2 install or the venv's wheels)")
 
-from daain_ros.bench.node import BUSY_LOOP, competing_processes  # noqa: E402 (after the skip)
+from daain_ros.bench.node import BUSY_LOOP, competing_processes, contention_threads  # noqa: E402 (after the skip)
 
 
 def test_busy_loops_run_on_the_given_cores_and_are_killed_when_the_run_fails():
@@ -47,3 +47,13 @@ def _runs_busy_loop(pid, timeout=30.0):
 def test_no_competitor_starts_nothing():
     with competing_processes(0) as pids:
         assert pids == []
+
+
+def test_contention_tries_one_thread_and_one_per_core():
+    cpus = os.sched_getaffinity(0)
+    assert contention_threads() == sorted({1, len(cpus)})
+    try:
+        os.sched_setaffinity(0, {min(cpus)})
+        assert contention_threads() == [1]  # one core: one setting, not the same one twice
+    finally:
+        os.sched_setaffinity(0, cpus)

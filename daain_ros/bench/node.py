@@ -44,8 +44,8 @@ TOPIC = "/daain_bench/image"
 #: Input rates tried, up to what a GPU serves (a camera's 30 Hz is the everyday one, 100 Hz the GPU goal).
 RATES_HZ = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200)
 STALE_TIMEOUT_S = 5.0  # well above any gap the benchmark leaves, so no STALE flags interleave
-#: (workers, threads each) of the contention runs: one frame at a time or two, each on 1 or 2 threads.
-CONTENTION_SETTINGS = ((1, 1), (1, 2), (2, 1), (2, 2))
+#: Workers of the contention runs: one frame at a time, or two (the node's CPU default).
+CONTENTION_WORKERS = (1, 2)
 #: The competing process: CPU-bound, no memory traffic, never yields.
 BUSY_LOOP = "while True: pass"
 
@@ -210,7 +210,8 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
 
 def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
     """Each backend, workers and threads (quick: torch, 1 of 1) alone, then beside one competing busy loop."""
-    settings = [("torch", 1, 1)] if quick else [(b, *setting) for b in BACKENDS for setting in CONTENTION_SETTINGS]
+    settings = [("torch", 1, 1)] if quick else [(backend, workers, threads) for backend in BACKENDS
+                                                for workers in CONTENTION_WORKERS for threads in contention_threads()]
     rows = []
     for backend, workers, threads in settings:
         row = {"backend": backend, "workers": workers, "threads": threads}
@@ -223,6 +224,11 @@ def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
     return {"competing_processes": 1, "busy_loop": BUSY_LOOP, "cpus": sorted(os.sched_getaffinity(0)),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),  # the node's unless given
             "settings": rows}
+
+
+def contention_threads():
+    """Threads per inference the contention runs try: 1, and one per core (the node's default) when that is more."""
+    return sorted({1, len(os.sched_getaffinity(0))})
 
 
 def contended(model, detector, frames_bgr, quick, device, backend, threads, workers):

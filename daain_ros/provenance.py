@@ -91,12 +91,21 @@ def cpu_flags():
     return {flag: flag in flags for flag in CPU_FLAGS} if flags else {}
 
 
-def git_commit():
-    """The short commit of the checkout this package runs from, or None (an installed copy, no git)."""
+def git_commit(where=None):
+    """The short commit of the checkout this package runs from, or None (an installed copy, no git).
+
+    ``-dirty`` follows it when tracked files differ from that commit: the result was not measured on it.
+    ``where``: a directory of another checkout.
+    """
+    cwd = where or Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
+                             cwd=cwd)
+        commit = out.stdout.strip()
+        if not commit:
+            return None
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=10, cwd=cwd)
+        return commit + ("-dirty" if changed.returncode == 1 else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
 

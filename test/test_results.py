@@ -7,6 +7,7 @@
 """``daain report``: result sections rendered from the producers' JSON, with their provenance; bad inputs."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from daain_ros.cli.main import main
 from daain_ros.demo import report as demo_report
 from daain_ros.errors import ResultFileError
 from daain_ros.evaluation.report import write_report
-from daain_ros.provenance import command_line, provenance
+from daain_ros.provenance import command_line, git_commit, provenance
 from daain_ros.results import assemble, load_result
 
 ORIGIN = {"date": "2026-11-25T10:00:00+0000", "commit": "abc1234",
@@ -117,6 +118,23 @@ def inputs(tmp_path):
     (demo / "summary.json").write_text(json.dumps(demo_summary()))
     (demo / "scores.png").write_bytes(b"png")
     return evaluation(tmp_path), bench, demo
+
+
+def test_commit_is_marked_dirty_when_tracked_files_differ_from_it(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    assert git_commit(tmp_path) is None  # no checkout
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "a")
+    commit = git_commit(tmp_path)
+    assert len(commit) >= 7 and "dirty" not in commit
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_commit(tmp_path) == commit
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == f"{commit}-dirty"
 
 
 def test_provenance_records_the_command_and_the_machine():

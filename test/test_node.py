@@ -210,7 +210,8 @@ def test_burst_of_200_frames_at_100_hz_keeps_memory_bounded_order_and_node_respo
     assert processed + dropped == 200 and dropped >= 100, (processed, dropped)
     assert peak - before < 150, f"resident memory grew {peak - before:.0f} MB during the burst"
     assert last["anomaly"] == "false" and process.poll() is None
-    judged = [s["frame stamp"] for s in client.statuses[statuses:] if s["frame stamp"] in set(stamps)]
+    sent_stamps = set(stamps)
+    judged = [s["frame stamp"] for s in client.statuses[statuses:] if s["frame stamp"] in sent_stamps]
     assert len(judged) == processed and judged == sorted(judged, key=float), "verdicts out of frame order"
 
 

@@ -178,7 +178,7 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert ("| 512x256 batch1 cpu | onnxruntime monitor / eager torch ESPNet alone | | | 0.985 | [0.970, 1.000] |"
             in text)
     assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
-    assert "The node (backend auto = onnxruntime, its default workers and threads, on 2 cores)" in text
+    assert "The node (backend auto = onnxruntime, its default workers, one thread per core on 2 cores)" in text
     assert "| onnxruntime | 1 | 2 | 18 | 12 | 0.67 | 40.0 | 50.0 |" in text  # an older result: one worker
     assert "| onnxruntime | 2 | 1 | 30 | 16 | 0.53 | 40.0 | 50.0 |" in text
     assert "63.0 s per 100 frames (100 frames, 5 epochs, peak 702 MB)." in text

@@ -18,7 +18,7 @@ import yaml
 pytest.importorskip("rclpy", reason="the node's settings need rclpy (a ROS 2 install or the venv's wheels)")
 
 from daain_ros.errors import DaainError  # noqa: E402 (after the skip)
-from daain_ros.ros.model import plan_workers  # noqa: E402
+from daain_ros.ros.model import resolve_workers  # noqa: E402
 from daain_ros.ros.settings import PARAMETERS, Settings  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "detector.yaml"
@@ -52,20 +52,20 @@ def test_backend_threads_and_compile_are_read():
 ])
 def test_bad_values_are_refused_in_one_line_naming_them(changes, message):
     with pytest.raises(DaainError, match=message):
-        plan_workers(read(**changes))
+        resolve_workers(read(**changes))
 
 
 def test_on_a_cpu_two_workers_judge_frames_unless_told_otherwise():
     cpu = dict(device="cpu")
-    assert plan_workers(read(**cpu)) == ((2, None) if len(os.sched_getaffinity(0)) > 1 else (1, None))
-    assert plan_workers(read(workers=1, **cpu)) == (1, None)  # threads 0: the backend's own default
-    assert plan_workers(read(workers=3, threads=2, **cpu)) == (3, 2)
-    assert plan_workers(read(backend="onnxruntime", device="auto")) == plan_workers(read(**cpu))
+    assert resolve_workers(read(**cpu)) == (2 if len(os.sched_getaffinity(0)) > 1 else 1)
+    assert resolve_workers(read(workers=1, **cpu)) == 1
+    assert resolve_workers(read(workers=3, threads=2, **cpu)) == 3
+    assert resolve_workers(read(backend="onnxruntime", device="auto")) == resolve_workers(read(**cpu))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_cuda_one_worker_judges_the_frames():
-    assert plan_workers(read(device="cuda"))[0] == 1
+    assert resolve_workers(read(device="cuda")) == 1
 
 
 def test_node_sets_a_passive_openmp_wait_policy_before_torch_loads():

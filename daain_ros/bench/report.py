@@ -191,16 +191,12 @@ def _node_markdown(node, sub):
 
 
 def _node_setting(node):
-    """What the node ran with (older results: the bench's thread count on torch, one worker)."""
-    workers = node.get("workers", 1)
-    if workers == 0:
-        threads = "its default workers and threads,"
-    else:
-        threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
-        threads = f"{workers} worker(s) of {threads}" if "workers" in node else threads
+    """What the node ran with (older results: the bench's thread count on torch, one worker, not recorded)."""
+    workers = {None: "", 0: "its default workers, "}.get(node.get("workers"), f"{node.get('workers')} workers, ")
+    threads = {0: "one thread per core", 1: "1 thread"}.get(node.get("threads"), f"{node.get('threads')} threads")
     backend = node.get("backend", "torch") + (f" = {node['runs_on']}" if "runs_on" in node else "")
     cores = f" on {node['cpus']} cores" if "cpus" in node else ""
-    return f"The node (backend {backend}, {threads}{cores})"
+    return f"The node (backend {backend}, {workers}{threads}{cores})"
 
 
 def _contention_markdown(contention):

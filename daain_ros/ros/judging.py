@@ -35,14 +35,12 @@ class FrameJudge:
     :param verdicts: the node's ``VerdictPublisher``; :param topic: the input's name for the diagnostics.
     :param inference: the executor of ``workers`` threads that loaded ``pipeline``; the worker loops run on
         it, all sharing ``pipeline``, and no other thread of the node runs torch or ONNX Runtime (each thread
-        that does has OpenMP teams of its own, which contend for the cores). ``threads``: each inference's
-        intra-op threads (None: the backend's default), for the log.
+        that does has OpenMP teams of its own, which contend for the cores).
     """
 
-    def __init__(self, node, settings, pipeline, decode, verdicts, topic, inference, workers=1, threads=None):
+    def __init__(self, node, settings, pipeline, decode, verdicts, topic, inference, workers=1):
         self.pipeline, self.topic = pipeline, topic
         self.settings, self._verdicts = settings, verdicts
-        self.workers, self.threads = workers, threads
         self._lock = threading.Lock()
         self._slot, self._in_order = FrameSlot(), InOrder()
         self._debounce = settings.debounce()
@@ -92,8 +90,8 @@ class FrameJudge:
         (width, height), settings = self.pipeline.size, self.settings
         backend = self.pipeline.backend.name
         compile_mode = f", compile {settings.compile}" if backend == "torch" else ""
-        return (f"{width}x{height} on {self.pipeline.device} ({backend}, {self.workers} worker(s) of "
-                f"{self.threads or 'default'} thread(s){compile_mode}), "
+        return (f"{width}x{height} on {self.pipeline.device} ({backend}, {len(self._workers)} worker(s) of "
+                f"{settings.threads or 'default'} thread(s){compile_mode}), "
                 f"threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
                 f"{self._debounce.n}")
 

@@ -45,8 +45,8 @@ def apply_threshold(pipeline, value):
     pipeline.threshold = value if value >= 0 else float(pipeline.detector.threshold)
 
 
-def plan_workers(settings):
-    """(workers, intra-op threads of each inference, None: the backend's default, one per core) for ``settings``.
+def resolve_workers(settings):
+    """How many frames the node judges at once: the ``workers`` parameter, its 0 resolved.
 
     On CUDA one frame at a time: a CUDA graph's replay reuses its buffers, and one GPU runs the frames one
     after another anyway. On a CPU two frames by default (one on a single core), each inference on every
@@ -58,19 +58,17 @@ def plan_workers(settings):
     if cuda and settings.workers > 1:
         raise DaainError(f"parameter workers={settings.workers} on CUDA: expected 0 or 1 (a CUDA graph's replay "
                          "reuses its buffers; the GPU runs one frame at a time)")
-    workers = settings.workers or (1 if cuda or len(os.sched_getaffinity(0)) < 2 else 2)
-    return workers, settings.threads or None
+    return settings.workers or (1 if cuda or len(os.sched_getaffinity(0)) < 2 else 2)
 
 
-def load_pipeline(settings, threads, logger):
+def load_pipeline(settings, logger):
     """Loads model and detector, checks the network size, applies the threshold and warms up.
 
     The warm-up frame also captures the CUDA graph or compiles the model when ``compile`` asks for it, so the
-    first camera frame runs as fast as the others. Call it on a thread that runs inference. ``threads``: each
-    inference's intra-op threads (:func:`plan_workers`).
+    first camera frame runs as fast as the others. Call it on a thread that runs inference.
     """
     pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device, backend=settings.backend,
-                             threads=threads, onnx=settings.onnx_path or None,
+                             threads=settings.threads or None, onnx=settings.onnx_path or None,
                              compile=settings.compile)
     try:
         if pipeline.backend.name == "onnxruntime" and not settings.onnx_path:

@@ -39,7 +39,7 @@ from daain_ros.ros.debounce import KOfN  # noqa: E402
 from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
 from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
-from daain_ros.ros.model import free_memory, load_pipeline, plan_workers  # noqa: E402
+from daain_ros.ros.model import free_memory, load_pipeline, resolve_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
 from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
@@ -102,10 +102,10 @@ class DetectorNode(LifecycleNode):
         inference = None
         try:
             settings = Settings.read(self._param)
-            workers, threads = plan_workers(settings)
+            workers = resolve_workers(settings)
             # Loading, warm-up and every frame run on these threads only (see FrameJudge: OpenMP teams).
             inference = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daain_inference")
-            pipeline = inference.submit(load_pipeline, settings, threads, self.get_logger()).result()
+            pipeline = inference.submit(load_pipeline, settings, self.get_logger()).result()
         except DaainError as exc:  # stays unconfigured; the reason is logged once and in the diagnostic
             if inference is not None:
                 inference.shutdown(wait=False)
@@ -117,7 +117,7 @@ class DetectorNode(LifecycleNode):
             self._configuring = False
         topic, _, decode = TRANSPORTS[settings.image_transport]
         self._judge = FrameJudge(self, settings, pipeline, decode, self._verdicts, self.resolve_topic_name(topic),
-                                 inference, workers, threads)
+                                 inference, workers)
         self._report(health.not_judging("inactive (configured, waiting for activate)"))
         return SUCCESS
 

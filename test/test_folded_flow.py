@@ -12,6 +12,7 @@ from FrEIA.modules import AllInOneBlock
 
 from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
 from daain_ros.detector.folded_flow import FoldedFlow
+from daain_ros.detector.standardizer import Standardizer
 from daain_ros.errors import DaainError
 
 
@@ -56,3 +57,15 @@ def test_a_flow_of_blocks_it_cannot_fold_is_refused():
     dense = build_flow(16, FlowConfig(blocks=2), block=AllInOneBlock)
     with pytest.raises(DaainError, match="expected an unconditional IndexPermutedBlock"):
         FoldedFlow(dense)
+
+
+def test_the_standardisation_folded_in_equals_standardising_first():
+    flow = _trained()
+    generator = torch.Generator().manual_seed(2)
+    fit = 3 + 5 * torch.randn(200, 96, generator=generator) * torch.rand(96, generator=generator)
+    standardizer = Standardizer(96).fit(fit)
+    x = fit[:8] + torch.randn(8, 96, generator=generator)
+    expected_nll, expected_z = negative_log_likelihood(flow, standardizer(x))
+    nll, z = FoldedFlow(flow, standardizer)(x)
+    torch.testing.assert_close(nll, expected_nll, rtol=1e-5, atol=0)
+    torch.testing.assert_close(z, expected_z, rtol=1e-5, atol=1e-5)

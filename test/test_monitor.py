@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from daain_ros.detector.monitor import ActivationMonitor, gather_samples, leaf_layers, probe_layers
+from daain_ros.detector.pointwise import is_pointwise
 from daain_ros.detector.sampling_key import SamplingKey
 from daain_ros.segmentation.espnet import ESPNet, SegmentationModel
 
@@ -59,9 +60,15 @@ def test_every_leaf_is_gathered_by_default_without_a_hook_on_the_model():
     assert sorted(layer.name for layer in layers) == sorted(leaf_layers(model.net))
     key = SamplingKey.generate(layers, (64, 32), seed=2, radius=8.0)
     monitor = ActivationMonitor(model, key)
-    gathers = monitor.network.graph.find_nodes(op="call_function", target=gather_samples)
-    gathered = [node.args[0].target for node in gathers]
-    assert gathered == [gather.name for gather in key.layer_gathers()]
+    sources = [node.args[0] for node in monitor.network.graph.find_nodes(op="call_function", target=gather_samples)]
+    modules = dict(model.net.named_modules())
+    read_layers = [node.target for node in sources if node.op == "call_module"]
+    sampled = [gather.name for gather in key.layer_gathers()]
+    # each map is read once: a BatchNorm's and a PReLU's samples come from their input's read (a layer, or a
+    # cat or sum), the first test checks their values
+    assert read_layers == [name for name in sampled if not is_pointwise(modules[name])]
+    assert {node.op for node in sources} == {"call_module", "call_function"}
+    assert len(set(sources)) == len(sources) < len(sampled)
     assert all(not m._forward_hooks for m in model.net.modules())
 
 

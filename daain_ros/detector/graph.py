@@ -27,13 +27,12 @@ class _Monitored(nn.Module):
     def __init__(self, network, detector):
         super().__init__()
         self.network = network
-        self.standardizer = detector.standardizer
-        self.flow = FoldedFlow(detector.flow)
+        self.flow = FoldedFlow(detector.flow, detector.standardizer)
         self.head = detector.head
 
     def forward(self, x):
         logits, activations = self.network(x)
-        nll, z = self.flow(self.standardizer(activations))
+        nll, z = self.flow(activations)
         return logits.argmax(1).to(torch.uint8), self.head(nll, z)
 
 

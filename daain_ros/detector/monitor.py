@@ -13,9 +13,11 @@ thousand reads per frame, no Python hook per layer, and a graph that autograd, O
 detector's own graph (:mod:`daain_ros.detector.graph`) take as it is.
 """
 
+import numpy as np
 import torch
 from torch import fx, nn
 
+from daain_ros.detector.pointwise import channel_stages, chain_to_source
 from daain_ros.detector.sampling_key import LayerShape
 from daain_ros.errors import DaainError
 
@@ -77,23 +79,53 @@ class GraphTracer(fx.Tracer):
 
 
 def gathered_network(model, key):
-    """``model``'s ESPNet as a graph: x -> (logits at the input size, N x K sampled activations in key order)."""
+    """``model``'s ESPNet as a graph: x -> (logits at the input size, N x K sampled activations in key order).
+
+    Each map is read once, with one ``index_select``: a BatchNorm's and a PReLU's samples are computed from
+    those of their input (:mod:`daain_ros.detector.pointwise`), so a convolution, its BatchNorm and its PReLU
+    are one read.
+    """
     network = fx.GraphModule(model.net, GraphTracer().trace(model.net), "GatheredESPNet")
     graph = network.graph
-    calls, places = {}, _gather_places(graph)
+    modules = dict(network.named_modules())
+    calls, places, rank = {}, _gather_places(graph), {node: i for i, node in enumerate(graph.nodes)}
     for node in graph.find_nodes(op="call_module"):
         calls.setdefault(node.target, []).append(node)
-    parts = [_insert_gather(network, calls.get(gather.name, []), places, gather, i, model.device)
-             for i, gather in enumerate(key.layer_gathers())]
+    shapes = {layer.name: layer for layer in key.layers}
+    reads, offset = {}, 0  # source node -> [(first position in key order, gather, stages, layer's node)]
+    for gather in key.layer_gathers():
+        node = _only_call(calls, gather.name)
+        source, chain = chain_to_source(node, modules)
+        stages = channel_stages(chain, shapes[gather.name].channels)
+        reads.setdefault(source, []).append((offset, gather, stages, node))
+        offset += len(gather.flat_indices)
+    parts = []
+    for i, (source, members) in enumerate(reads.items()):
+        place = max((places[node] for *_, node in members), key=rank.__getitem__)
+        flat = np.concatenate([gather.flat_indices for _, gather, _, _ in members])
+        nhwc = np.concatenate([gather.nhwc_indices for _, gather, _, _ in members])
+        parts.append(_insert_gather(network, source, place, flat, nhwc, i, model.device))
     output = graph.find_nodes(op="output")[0]
     with graph.inserting_before(output):
         logits = output.args[0]
         if not model.full:
             logits = graph.call_function(to_input_size, (logits, graph.find_nodes(op="placeholder")[0]))
-        output.args = ((logits, graph.call_function(torch.cat, (parts, 1))),)
+        samples = graph.call_function(torch.cat, (parts, 1))
+        samples = _in_key_order(network, samples, reads, model.device)
+        samples = _apply_stages(network, samples, reads, shapes, model.device)
+        output.args = ((logits, samples),)
     graph.lint()
     network.recompile()
     return network
+
+
+def _only_call(calls, name):
+    """The one node calling layer ``name``; a layer called more than once has ambiguous activations."""
+    nodes = calls.get(name, [])
+    if len(nodes) != 1:
+        raise DaainError(f"layer {name} runs {len(nodes)} times per forward: expected once "
+                         "(the model does not match the key)")
+    return nodes[0]
 
 
 def _gather_places(graph):
@@ -115,17 +147,50 @@ def _gather_places(graph):
     return places
 
 
-def _insert_gather(network, calls, places, gather, i, device):
-    """The node reading ``gather``'s samples after its layer's only call, at that layer's place."""
-    if len(calls) != 1:
-        raise DaainError(f"layer {gather.name} runs {len(calls)} times per forward: expected once "
-                         "(the model does not match the key)")
-    network.register_buffer(f"index_{i}", torch.as_tensor(gather.flat_indices, device=device))
-    network.register_buffer(f"nhwc_index_{i}", torch.as_tensor(gather.nhwc_indices, device=device))
+def _insert_gather(network, source, place, flat, nhwc, i, device):
+    """The node reading ``source``'s map at ``flat`` (``nhwc`` for a channels-last map), before ``place``."""
+    network.register_buffer(f"index_{i}", torch.as_tensor(flat, device=device))
+    network.register_buffer(f"nhwc_index_{i}", torch.as_tensor(nhwc, device=device))
     graph = network.graph
-    with graph.inserting_before(places[calls[0]]):
-        return graph.call_function(gather_samples, (calls[0], graph.get_attr(f"index_{i}"),
+    with graph.inserting_before(place):
+        return graph.call_function(gather_samples, (source, graph.get_attr(f"index_{i}"),
                                                     graph.get_attr(f"nhwc_index_{i}")))
+
+
+def _in_key_order(network, samples, reads, device):
+    """``samples``, read source by source, reordered into the key's order (no node when they already are)."""
+    positions = np.concatenate([offset + np.arange(len(gather.flat_indices))
+                                for members in reads.values() for offset, gather, _, _ in members])
+    if np.array_equal(positions, np.arange(len(positions))):
+        return samples
+    network.register_buffer("key_order", torch.as_tensor(np.argsort(positions), device=device))
+    graph = network.graph
+    return graph.call_function(torch.index_select, (samples, 1, graph.get_attr("key_order")))
+
+
+def _apply_stages(network, samples, reads, shapes, device):
+    """``samples`` through each sampled BatchNorm and PReLU: per stage one ``addcmul`` and one ``prelu`` at most."""
+    members = sorted((m for ms in reads.values() for m in ms), key=lambda member: member[0])
+    depth = max((len(stages) for _, _, stages, _ in members), default=0)
+    graph = network.graph
+    for k in range(depth):
+        columns = []
+        for _, gather, stages, _ in members:
+            layer = shapes[gather.name]
+            channel = torch.as_tensor(gather.flat_indices // (layer.height * layer.width))
+            identity = (torch.ones(layer.channels), torch.zeros(layer.channels), torch.ones(layer.channels))
+            alpha, beta, slope = stages[k] if k < len(stages) else identity
+            columns.append(torch.stack([alpha[channel], beta[channel], slope[channel]]))
+        alpha, beta, slope = torch.cat(columns, 1).to(device)
+        if not (torch.all(alpha == 1) and torch.all(beta == 0)):
+            network.register_buffer(f"alpha_{k}", alpha)
+            network.register_buffer(f"beta_{k}", beta)
+            samples = graph.call_function(torch.addcmul, (graph.get_attr(f"beta_{k}"), samples,
+                                                          graph.get_attr(f"alpha_{k}")))
+        if not torch.all(slope == 1):
+            network.register_buffer(f"slope_{k}", slope)
+            samples = graph.call_function(nn.functional.prelu, (samples, graph.get_attr(f"slope_{k}")))
+    return samples
 
 
 class ActivationMonitor(nn.Module):

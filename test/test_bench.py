@@ -114,8 +114,6 @@ def test_reference_estimate_is_the_size_of_the_space_the_reference_builds(tmp_pa
     from daain_ros.bench.runner import BenchConfig, reference_leaf
     from daain_ros.bench.variants import REFERENCE_PEAK_FACTOR
     from daain_ros.detector.artifact import save_detector
-    from daain_ros.detector.graph import monitored_network
-    from daain_ros.detector.monitor import gather_samples
     model = load_espnet(model_file)
     detector_dir = save_detector(fresh_detector(model, size, dims=300), tmp_path / "det", model)
     record = reference_leaf(BenchConfig(model=model_file, quick=True), size, batch,

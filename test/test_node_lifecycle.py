@@ -13,6 +13,7 @@ the last tests build the node in this process to check that cleanup frees the mo
 """
 
 import gc
+import threading
 import time
 import weakref
 
@@ -222,6 +223,35 @@ def test_a_compile_mode_the_device_cannot_run_fails_configure_and_the_node_stays
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.set_parameters([Parameter("compile", value="off")])[0].successful  # still unconfigured
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_bug_in_configure_leaves_no_inference_thread_and_the_node_unconfigured(monkeypatch):
+    """An exception that is not a DaainError (a bug, injected here: no real input raises one) goes to on_error.
+
+    rclpy answers ERROR and runs on_error, which leaves the node unconfigured: once the cause is gone it configures
+    as usual. No inference thread outlives the failed transition (configure shuts its pool down rather than
+    leaving that to the garbage collector, which a traceback kept alive would delay).
+    """
+    import daain_ros.ros.node as node_module
+    context = Context()
+    node = in_process_node(context, device="cpu")
+    load_pipeline = node_module.load_pipeline
+
+    def broken(settings, logger):
+        raise RuntimeError("injected bug")
+    monkeypatch.setattr(node_module, "load_pipeline", broken)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.ERROR
+        for _ in range(50):  # the pool's thread ends once it has seen the shutdown
+            if not any(t.name.startswith("daain_inference") for t in threading.enumerate()):
+                break
+            time.sleep(0.1)
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("daain_inference")]
+        monkeypatch.setattr(node_module, "load_pipeline", load_pipeline)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     finally:
         node.destroy_node()

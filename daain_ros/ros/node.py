@@ -106,10 +106,12 @@ class DetectorNode(LifecycleNode):
             # Loading, warm-up and every frame run on these threads only (see FrameJudge: OpenMP teams).
             inference = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daain_inference")
             pipeline = inference.submit(load_pipeline, settings, self.get_logger()).result()
-        except DaainError as exc:  # stays unconfigured; the reason is logged once and in the diagnostic
-            if inference is not None:
+        except BaseException as exc:
+            if inference is not None:  # its thread would outlive the failed configure
                 inference.shutdown(wait=False)
-            reason = f"cannot start: {one_line(exc)}"
+            if not isinstance(exc, DaainError):
+                raise  # a bug: rclpy logs it and on_error raises the flag
+            reason = f"cannot start: {one_line(exc)}"  # stays unconfigured; logged once and in the diagnostic
             self.get_logger().error(reason)
             self._report(health.failure(None, reason))
             return FAILURE

@@ -161,6 +161,12 @@ def assemble(out, inputs, argv=None):
              f"{origin['commit'] or 'unknown'}) from the JSON that each producer wrote: do not edit by hand, run "
              "the command again. Every section says when, on what machine and with what command its numbers "
              "were measured.", ""]
+    benches = [(result.path.name, result_provenance(result), result.document) for result in results
+               if result.kind.name == "bench"]
+    if len(benches) > 1:
+        lines += ["## Benchmark runs at a glance", "", "Each bench run's timed cases, in the order of the sections "
+                  "below (whole camera frames, memory, contention and fit are in each run's own section). A dash: "
+                  "not measured in that run.", "", bench_report.overview(benches)]
     figures_root = out.parent / out.stem
     for result, name in zip(results, names):
         lines.append(section(result, out.parent, figures_root / name))

@@ -31,15 +31,18 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 
+from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE  # noqa: E402
 from daain_ros.io.image_codec import encode_image  # noqa: E402
 from daain_ros.memory import process_status_mb  # noqa: E402
 from daain_ros.ros import processes  # noqa: E402
 from daain_ros.ros.health import LEVEL_NAMES  # noqa: E402
+from daain_ros.ros.node import DetectorNode  # noqa: E402
 from daain_ros.ros.qos import LATCHED  # noqa: E402
 
 TOPIC = "/test_camera/image_raw"
 NODE = "/detector_node"
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+MODEL, DETECTOR = DEFAULT_DIR / MODEL_FILE, DEFAULT_DIR / "detector"
 
 
 def node_command(*ros_args, **params):
@@ -54,6 +57,17 @@ def node_command(*ros_args, **params):
 def start_node(log_path, **params):
     """``detector_node`` with ``params`` as a ``ChildProcess`` logging to ``log_path``; stop it with ``stop()``."""
     return processes.ChildProcess(node_command(**params), log_path)
+
+
+def in_process_node(context, **parameters):
+    """A ``DetectorNode`` in this process on TOPIC with the default model and detector, not started.
+
+    The backend is torch unless given: the default (auto) exports the graph for ONNX Runtime at each configure.
+    """
+    rclpy.init(context=context)
+    parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), "backend": "torch", **parameters}
+    return DetectorNode(context=context, cli_args=["--ros-args", "-r", f"image:={TOPIC}"],
+                        parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
 
 
 def rss_mb(pid):

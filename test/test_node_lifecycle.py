@@ -21,16 +21,13 @@ import numpy as np
 import pytest
 import rclpy
 import torch
-from node_harness import Client, start_node
+from node_harness import DETECTOR, MODEL, Client, in_process_node, start_node
 from rclpy.context import Context
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE
 from daain_ros.pipeline import Pipeline
-from daain_ros.ros.node import DetectorNode
 
-MODEL, DETECTOR = DEFAULT_DIR / MODEL_FILE, DEFAULT_DIR / "detector"
 pytestmark = pytest.mark.slow
 
 
@@ -150,16 +147,6 @@ def test_while_autostart_configures_the_node_answers_get_state_and_keeps_its_hea
         client.close()
         code = child.stop()
     assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-2000:]}"
-
-
-def in_process_node(context, **parameters):
-    """A ``DetectorNode`` in this process with the default model and detector, not started.
-
-    The backend is torch unless given: the default (auto) exports the graph for ONNX Runtime at each configure.
-    """
-    rclpy.init(context=context)
-    parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), "backend": "torch", **parameters}
-    return DetectorNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
 
 
 @pytest.mark.parametrize("device, backend", [("cpu", "torch"), ("cpu", "onnxruntime"), pytest.param(

@@ -138,14 +138,19 @@ def markdown_lines(record):
             f"- command: `{command}`" if command else "- command: unknown"]
 
 
+def describe_cpu(info):
+    """The CPU's name, with its family, model and clock where recorded."""
+    cpu = info.get("cpu") or "unknown CPU"
+    if info.get("cpu_family") is None:
+        return cpu
+    clock = f", clock {info['cpu_mhz'] / 1000:.1f} GHz when recorded" if info.get("cpu_mhz") else ""
+    return f"{cpu} (family {info['cpu_family']} model {info['cpu_model']}{clock})"
+
+
 def describe_machine(info):
     """One line: CPU (model, family, number, clock), cores, flags, memory, GPU, torch, flush-to-zero and load."""
     flags = info.get("cpu_flags") or {}
-    cpu = info.get("cpu") or "unknown CPU"
-    if info.get("cpu_family") is not None:
-        clock = f", clock {info['cpu_mhz'] / 1000:.1f} GHz when recorded" if info.get("cpu_mhz") else ""
-        cpu += f" (family {info['cpu_family']} model {info['cpu_model']}{clock})"
-    parts = [cpu, f"{info.get('cpu_count') or '?'} logical CPUs"]
+    parts = [describe_cpu(info), f"{info.get('cpu_count') or '?'} logical CPUs"]
     if flags:
         parts.append("flags " + " ".join(name if present else f"no-{name}" for name, present in flags.items()))
     if info.get("memory_mb"):

@@ -242,7 +242,8 @@ def test_an_incomplete_result_is_a_typed_error(tmp_path):
 def test_several_bench_runs_get_one_overview_table_in_their_order(tmp_path):
     """Two bench runs and an older one without backends: one row per timed case, the node on each run's first row.
 
-    The overview comes before the sections; a single bench run gets none (its section says it all).
+    A CPU case names the CPU and a CUDA case the GPU, even in one run. The overview comes before the sections; a
+    single bench run gets none (its section says it all).
     """
     cuda = bench_result()
     cuda["provenance"] = {**cuda["provenance"], "date": "2026-12-04T09:00:00+0000", "commit": "def5678",
@@ -262,16 +263,17 @@ def test_several_bench_runs_get_one_overview_table_in_their_order(tmp_path):
     text = assemble(tmp_path / "results.md", [str(path) for path in paths]).read_text()
     lines = text.splitlines()
     rows = [line for line in lines if line.startswith("| `")]
+    epyc = "AMD EPYC (family 23 model 1, clock 2.0 GHz when recorded)"
     assert rows == [
-        "| `cpu.json` | 2026-11-25 | abc1234 | AMD EPYC family 23 model 1 | batch by batch | 512x256 batch1 cpu | "
+        f"| `cpu.json` | 2026-11-25 | abc1234 | {epyc} | batch by batch | 512x256 batch1 cpu | "
         "1.077 - | 0.985 [0.970, 1.000] | 16 Hz at 512x256 | 172 of 300 |",
-        "| `cuda.json` | 2026-12-04 | def5678 | NVIDIA H200 | 10 batches at a time | 512x256 batch1 cpu | "
+        f"| `cuda.json` | 2026-12-04 | def5678 | {epyc} | 10 batches at a time | 512x256 batch1 cpu | "
         "1.077 - | 0.985 [0.970, 1.000] | 16 Hz at 512x256 | 172 of 300 |",
         "| `cuda.json` | 2026-12-04 | def5678 | NVIDIA H200 | 10 batches at a time | 1024x512 batch1 cuda | "
         "1.150 - | - | - | - |",
         "| `older.json` | 2026-11-30 | 0123abc | Intel(R) Xeon(R) Processor | batch by batch | no backend comparison | "
         "- | - | 16 Hz at 512x256 | 172 of 300 |"]
-    assert lines.index("## Benchmark runs at a glance") < lines.index(rows[0]) < text.splitlines().index(
+    assert lines.index("## Benchmark runs at a glance") < lines.index(rows[0]) < lines.index(
         "## Benchmark: what DAAIN costs on top of ESPNet (`daain bench`)")
     single = assemble(tmp_path / "one.md", [str(paths[0])]).read_text()
     assert "at a glance" not in single

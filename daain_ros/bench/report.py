@@ -11,6 +11,7 @@ from pathlib import Path
 
 from daain_ros.errors import DaainError
 from daain_ros.evaluation.metrics import ratio
+from daain_ros.provenance import describe_cpu
 
 
 def table(result):
@@ -93,35 +94,32 @@ def overview(runs):
     """One markdown table row per timed case of each bench run: the figures that issue 17's goals are about.
 
     :param runs: (source name, provenance, result) of each run, in the order to list them; the provenance is the
-        run's own (date, commit, machine), as :func:`daain_ros.results.result_provenance` reads it.
+        run's own (date, commit, machine), as :func:`daain_ros.results.result_provenance` reads it, or None.
     """
     lines = ["| source | date | commit | machine | interleaving | case | graph / ESPNet alone [95 %] | ONNX Runtime "
              "monitor / eager torch ESPNet alone [95 %] | node: every frame judged up to | node at 30 Hz: judged |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, origin, result in runs:
         origin = origin or {}
-        node, at30 = result.get("node", {}), result.get("node", {}).get("at_30hz") or {}
+        machine, node = origin.get("machine") or {}, result.get("node", {})
+        at30 = node.get("at_30hz") or {}
         cases = [(where, leaf) for where, leaf in _backend_cases(result) if not where.startswith("whole")]
-        for i, (where, leaf) in enumerate(cases or [("no backend comparison", {"overhead": {}})]):
-            intervals = leaf.get("overhead_ci95", {})
-            ratios = [f"{leaf['overhead'][key]:.3f} {_interval(intervals.get(key))}"
-                      if leaf["overhead"].get(key) is not None else "-"
-                      for key in ("graph", "onnxruntime_vs_torch_espnet")]
-            rate = (f"{node['max_rate_hz']} Hz at {node['size']}" if i == 0 and node.get("max_rate_hz") is not None
-                    else "-")
+        for i, (where, leaf) in enumerate(cases or [("no backend comparison", {})]):
+            first = i == 0 and node.get("max_rate_hz") is not None
+            rate = f"{node['max_rate_hz']} Hz at {node['size']}" if first else "-"
             judged = f"{at30['processed']} of {at30['sent']}" if i == 0 and at30.get("sent") else "-"
+            on_gpu = where.endswith(" cuda") and machine.get("cuda_device")
             lines.append(f"| `{name}` | {(origin.get('date') or '?')[:10]} | {origin.get('commit') or '?'} | "
-                         f"{_machine(origin.get('machine') or {})} | {_interleaving(result)} | {where} | "
-                         f"{ratios[0]} | {ratios[1]} | {rate} | {judged} |")
+                         f"{on_gpu or describe_cpu(machine)} | {_interleaving(result)} | {where} | "
+                         f"{_ratio(leaf, 'graph')} | {_ratio(leaf, 'onnxruntime_vs_torch_espnet')} | {rate} | "
+                         f"{judged} |")
     return "\n".join(lines) + "\n"
 
 
-def _machine(info):
-    """The GPU a run used, else its CPU with family and model where recorded."""
-    if info.get("cuda_device"):
-        return info["cuda_device"]
-    cpu = info.get("cpu") or "unknown CPU"
-    return cpu if info.get("cpu_family") is None else f"{cpu} family {info['cpu_family']} model {info['cpu_model']}"
+def _ratio(leaf, key):
+    """A backend leaf's ratio ``key`` with its 95 % interval, or a dash where the run did not measure it."""
+    value = leaf.get("overhead", {}).get(key)
+    return "-" if value is None else f"{value:.3f} {_interval(leaf.get('overhead_ci95', {}).get(key))}"
 
 
 def _leaves(result, variants=("espnet", "daain", "reference")):

@@ -32,7 +32,8 @@ def watched(monkeypatch, broken_infer, stale_timeout, cause, timeout, release=No
     """Runs an active node whose workers call ``broken_infer``, feeding it frames every 0.1 s (never stale).
 
     Returns (statuses, flags) that the client got until a diagnostic containing ``cause`` arrived or ``timeout``
-    s passed; sets ``release`` (an event the broken call waits on) before the node is torn down.
+    s passed, and the ``time.monotonic()`` at which the loop saw it; sets ``release`` (an event the broken call
+    waits on) before the node is torn down.
     """
     monkeypatch.setattr(judging, "infer", broken_infer)
     context = Context()
@@ -50,7 +51,7 @@ def watched(monkeypatch, broken_infer, stale_timeout, cause, timeout, release=No
         while not any(cause in s["message"] for s in client.statuses) and time.monotonic() < deadline:
             client.send_frame(frame)
             client.spin_until(lambda: False, 0.1)
-        return list(client.statuses), list(client.anomaly)
+        return list(client.statuses), list(client.anomaly), time.monotonic()
     finally:
         if release is not None:
             release.set()
@@ -63,7 +64,7 @@ def watched(monkeypatch, broken_infer, stale_timeout, cause, timeout, release=No
 def test_a_worker_that_dies_raises_the_flag_as_inference_worker_stopped(monkeypatch):
     def bug(pipeline, decode, msg):
         raise RuntimeError("injected bug past the processing edge")
-    statuses, flags = watched(monkeypatch, bug, stale_timeout=2.0, cause="inference worker stopped", timeout=20)
+    statuses, flags, _ = watched(monkeypatch, bug, stale_timeout=2.0, cause="inference worker stopped", timeout=20)
     stopped = [s for s in statuses if "inference worker stopped" in s["message"]]
     assert stopped, f"no 'inference worker stopped' diagnostic in {[s['message'] for s in statuses]}"
     assert stopped[0]["level"] == "ERROR"
@@ -73,15 +74,16 @@ def test_a_worker_that_dies_raises_the_flag_as_inference_worker_stopped(monkeypa
 
 def test_inference_that_never_returns_raises_the_flag_as_overdue(monkeypatch):
     """With frames arriving (every 0.1 s, not stale at 0.5 s), a frame stuck in inference for 5 s is an ERROR."""
-    release = threading.Event()
+    release, entered = threading.Event(), []
 
     def hang(pipeline, decode, msg):
+        entered.append(time.monotonic())
         release.wait(60)
         raise RuntimeError("released")
-    statuses, flags = watched(monkeypatch, hang, stale_timeout=0.5, cause="inference has not returned",
-                              timeout=4 * judging.OVERDUE_S, release=release)
+    statuses, flags, seen = watched(monkeypatch, hang, stale_timeout=0.5, cause="inference has not returned",
+                                    timeout=4 * judging.OVERDUE_S, release=release)
     overdue = [s for s in statuses if "inference has not returned" in s["message"]]
     assert overdue, f"no overdue diagnostic in {[s['message'] for s in statuses]}"
     assert overdue[0]["level"] == "ERROR"
-    assert float(overdue[0]["message"].split("for ")[-1].split(" s")[0]) >= judging.OVERDUE_S
+    assert seen - entered[0] >= judging.OVERDUE_S, "reported overdue before inference had run for OVERDUE_S"
     assert flags and all(flags), "the flag was lowered while no frame was judged"

@@ -31,7 +31,7 @@ def table(result):
                                  + (f"  skipped: {leaf['skipped']}" if leaf.get("skipped") else ""))
     head = result["overhead"]["headline"]
     lines.append(f"overhead daain/espnet at {head['at']}: {_fmt(head['ratio'], 0, '.3f')}")
-    for where, leaf in _backend_cases(result):
+    for where, _, _, leaf in _backend_cases(result):
         rows = [f"{variant} {ms:.1f} ms" + ("" if floor is None else f" ({floor:.3f} {_interval(interval)})")
                 for variant, ms, _, floor, interval in _backend_rows(leaf)]
         lines.append(f"{where}: {', '.join(rows)}")
@@ -103,12 +103,12 @@ def overview(runs):
         origin = origin or {}
         machine, node = origin.get("machine") or {}, result.get("node", {})
         at30 = node.get("at_30hz") or {}
-        cases = [(where, leaf) for where, leaf in _backend_cases(result) if not where.startswith("whole")]
-        for i, (where, leaf) in enumerate(cases or [("no backend comparison", {})]):
+        cases = [(where, device, leaf) for where, device, whole, leaf in _backend_cases(result) if not whole]
+        for i, (where, device, leaf) in enumerate(cases or [("no backend comparison", None, {})]):
             first = i == 0 and node.get("max_rate_hz") is not None
             rate = f"{node['max_rate_hz']} Hz at {node['size']}" if first else "-"
             judged = f"{at30['processed']} of {at30['sent']}" if i == 0 and at30.get("sent") else "-"
-            on_gpu = where.endswith(" cuda") and machine.get("cuda_device")
+            on_gpu = device == "cuda" and machine.get("cuda_device")
             lines.append(f"| `{name}` | {(origin.get('date') or '?')[:10]} | {origin.get('commit') or '?'} | "
                          f"{on_gpu or describe_cpu(machine)} | {_interleaving(result)} | {where} | "
                          f"{_ratio(leaf, 'graph')} | {_ratio(leaf, 'onnxruntime_vs_torch_espnet')} | {rate} | "
@@ -134,13 +134,16 @@ def _leaves(result, variants=("espnet", "daain", "reference")):
 
 
 def _backend_cases(result):
-    """(where, backend leaf) of every timed case and of the whole-frame case (older results have neither)."""
+    """(where, device, whether it is the whole-frame case, backend leaf) of every timed case and the whole-frame case.
+
+    Older results have neither.
+    """
     for size, batches in result.get("backends", {}).items():
         for batch, devices in batches.items():
             for device, leaf in devices.items():
-                yield f"{size} {batch} {device}", leaf
+                yield f"{size} {batch} {device}", device, False, leaf
     for device, leaf in result.get("frame", {}).items():
-        yield f"whole {leaf['camera']} frame to {leaf['size']} batch1 {device}", leaf
+        yield f"whole {leaf['camera']} frame to {leaf['size']} batch1 {device}", device, True, leaf
 
 
 def _backend_rows(leaf):
@@ -180,7 +183,7 @@ def _backends_markdown(result, sub):
              "interval of the ratio over the run's batches (the pairs resampled together).", "",
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend | 95 % interval |",
              "|---|---|---|---|---|---|"]
-    for where, leaf in cases:
+    for where, _, _, leaf in cases:
         intervals = leaf.get("overhead_ci95", {})
         lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} | "
                   f"{_interval(interval)} |" for variant, ms, p90, floor, interval in _backend_rows(leaf)]

@@ -10,6 +10,7 @@ Shared by the node tests; it uses real rclpy and DDS (no mocks) in its own rclpy
 only in bounded ``spin_once`` loops.
 """
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -57,6 +58,27 @@ def node_command(*ros_args, **params):
 def start_node(log_path, **params):
     """``detector_node`` with ``params`` as a ``ChildProcess`` logging to ``log_path``; stop it with ``stop()``."""
     return processes.ChildProcess(node_command(**params), log_path)
+
+
+@contextlib.contextmanager
+def running_node(log_path, client_name, while_starting=None, **params):
+    """``detector_node`` with ``params`` and a ``Client`` named ``client_name``: yields (node process, client).
+
+    ``while_starting`` is called while the node starts; on leaving, the node must still be alive and must exit
+    with 0 on SIGINT.
+    """
+    child = start_node(log_path, **params)
+    client = Client(client_name)
+    try:
+        if while_starting is not None:
+            while_starting()
+        client.wait_for_node(child.process)
+        yield child.process, client
+        assert child.process.poll() is None, f"detector_node died:\n{log_path.read_text()[-3000:]}"
+    finally:
+        client.close()
+        code = child.stop()
+    assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log_path.read_text()[-3000:]}"
 
 
 def in_process_node(context, **parameters):

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
-from node_harness import REPO, Client, frame_msg, node_command, rss_mb, start_node
+from node_harness import REPO, frame_msg, node_command, rss_mb, running_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
@@ -54,19 +54,12 @@ def frames(pipeline, drive_frames):
 
 @pytest.fixture(scope="module")
 def node(espnet_dir, fitted_detector, tmp_path_factory, request):
-    log = tmp_path_factory.mktemp("detector_node") / "node.log"
-    child = start_node(log, model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector,
-                       device="cpu", image_reliability="reliable", stale_timeout=STALE_TIMEOUT, publish_color=True)
-    client = Client()
-    try:
-        request.getfixturevalue("frames")  # judged in this process while the node starts
-        client.wait_for_node(child.process)
-        yield child.process, client
-        assert child.process.poll() is None, f"detector_node died:\n{log.read_text()[-3000:]}"
-    finally:
-        client.close()
-        code = child.stop()
-    assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-3000:]}"
+    # the frames are judged in this process while the node starts
+    with running_node(tmp_path_factory.mktemp("detector_node") / "node.log", "daain_test_client",
+                      lambda: request.getfixturevalue("frames"), model_path=espnet_dir / "espnet_p_2_q_8.pth",
+                      detector_path=fitted_detector, device="cpu", image_reliability="reliable",
+                      stale_timeout=STALE_TIMEOUT, publish_color=True) as running:
+        yield running
 
 
 def judge(client, image_or_msg):

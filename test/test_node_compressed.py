@@ -8,7 +8,7 @@
 
 import numpy as np
 import pytest
-from node_harness import Client, start_node
+from node_harness import running_node
 from sensor_msgs.msg import CompressedImage
 
 from daain_ros.io.image_codec import decode_compressed, encode_compressed
@@ -18,18 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def node(espnet_dir, fitted_detector, tmp_path_factory):
-    log = tmp_path_factory.mktemp("detector_node_compressed") / "node.log"
-    child = start_node(log, model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector,
-                       device="cpu", image_reliability="reliable", image_transport="compressed",
-                       stale_timeout=5.0)
-    client = Client("daain_compressed_client")
-    try:
-        client.wait_for_node(child.process)
-        yield child.process, client
-    finally:
-        client.close()
-        code = child.stop()
-    assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-3000:]}"
+    with running_node(tmp_path_factory.mktemp("detector_node_compressed") / "node.log", "daain_compressed_client",
+                      model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector, device="cpu",
+                      image_reliability="reliable", image_transport="compressed", stale_timeout=5.0) as running:
+        yield running
 
 
 def test_compressed_frames_are_judged_like_their_decoded_pixels(node, espnet_dir, fitted_detector, drive_frames):

@@ -12,7 +12,7 @@ skipped as an older waiting frame), and every flag and diagnostic published mean
 
 import numpy as np
 import pytest
-from node_harness import Client, frame_msg, start_node
+from node_harness import frame_msg, running_node
 from sensor_msgs.msg import Image
 
 from daain_ros.io.image_codec import DECODABLE_ENCODINGS
@@ -64,17 +64,10 @@ def test_oracle_agrees_with_the_codec_on_encodings():
 
 @pytest.fixture(scope="module")
 def node(espnet_dir, fitted_detector, tmp_path_factory):
-    log = tmp_path_factory.mktemp("detector_node_fuzz") / "node.log"
-    child = start_node(log, model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector,
-                       device="cpu", image_reliability="reliable", stale_timeout=5.0)
-    client = Client("daain_fuzz_client")
-    try:
-        client.wait_for_node(child.process)
-        yield child.process, client
-    finally:
-        client.close()
-        code = child.stop()
-    assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log.read_text()[-3000:]}"
+    with running_node(tmp_path_factory.mktemp("detector_node_fuzz") / "node.log", "daain_fuzz_client",
+                      model_path=espnet_dir / "espnet_p_2_q_8.pth", detector_path=fitted_detector, device="cpu",
+                      image_reliability="reliable", stale_timeout=5.0) as running:
+        yield running
 
 
 def test_1000_malformed_messages_give_no_crash_and_no_normal_verdict(node, drive_frames):

@@ -11,9 +11,10 @@
 
 The node's outputs are relative names, so ``namespace:=front`` gives /front/daain/anomaly etc.
 ``model_path``, ``detector_path`` and ``device`` override the config file only when given. With
-``autostart:=false`` the node waits unconfigured for a lifecycle manager. When the node exits with an
-error, the launch shuts down and exits non-zero with the node's last error line, unless
-``respawn:=true`` restarts the node instead.
+``autostart:=false`` the node waits unconfigured for a lifecycle manager; ``use_sim_time:=true`` stamps its
+diagnostics with ``/clock``'s time when a bag is replayed with ``--clock`` (its watchdog keeps wall time).
+When the node exits with an error, the launch shuts down and exits non-zero with the node's last error
+line, unless ``respawn:=true`` restarts the node instead.
 
 It uses launch_ros's plain ``Node`` action, not ``LifecycleNode``: the node manages its own lifecycle
 (``autostart``) or is driven over its lifecycle services, and ``LifecycleNode`` would start an rclpy node
@@ -91,7 +92,8 @@ def detector_node(context):
         executable="detector_node",
         name="detector_node",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("config"), {**overrides, "autostart": flag(context, "autostart")}],
+        parameters=[LaunchConfiguration("config"), {**overrides, "autostart": flag(context, "autostart"),
+                                                    "use_sim_time": flag(context, "use_sim_time")}],
         remappings=[("image", topic), ("image/compressed", topic.rstrip("/") + "/compressed")],
         output="screen",
         emulate_tty=True,
@@ -131,6 +133,9 @@ def generate_launch_description():
         DeclareLaunchArgument("autostart", default_value="true",
                               description="true: the node configures and activates itself; false: it waits "
                                           "unconfigured for a lifecycle manager"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="true: ROS time from /clock (a bag replayed with --clock); the "
+                                          "watchdog keeps wall time either way"),
         DeclareLaunchArgument("respawn", default_value="false",
                               description="true: restart the node whenever it exits; false: a node that exits "
                                           "with an error ends the launch with a non-zero exit code"),

@@ -32,6 +32,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import ExecuteProcess  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -72,8 +73,9 @@ def ros2_launch(name, *arguments):
 @pytest.mark.skipif(not installed(), reason="daain_ros is not installed in an ament prefix; test_colcon.py runs "
                                             "this test in a colcon workspace")
 def generate_test_description():
+    # simulated time with no /clock, as a replayed bag that has ended or is paused leaves it
     launch = ros2_launch("detector_launch", f"model_path:={DEFAULT_DIR / MODEL_FILE}", f"image_topic:={TOPIC}",
-                         f"namespace:={NAMESPACE}")
+                         f"namespace:={NAMESPACE}", "use_sim_time:=true")
     broken = ros2_launch("broken_launch", f"model_path:={MISSING_MODEL}", "namespace:=broken")
     description = LaunchDescription([launch, broken, launch_testing.actions.ReadyToTest()])
     return description, {"launch": launch, "broken": broken, "started": time.monotonic()}
@@ -97,6 +99,7 @@ class Probe:
         self.frames = self.node.create_publisher(Image, TOPIC, 10)
         self.get_state = self.node.create_client(GetState, f"{NODE}/get_state")
         self.change_state = self.node.create_client(ChangeState, f"{NODE}/change_state")
+        self.get_parameters = self.node.create_client(GetParameters, f"{NODE}/get_parameters")
 
     def _on_diagnostics(self, msg):
         self.statuses += [(LEVEL_NAMES[s.level[0]], s.message) for s in msg.status if s.name.startswith(NODE + ":")]
@@ -115,6 +118,9 @@ class Probe:
 
     def state(self, timeout=30.0):
         return self.call(self.get_state, GetState.Request(), timeout).current_state.label
+
+    def parameter(self, name):
+        return self.call(self.get_parameters, GetParameters.Request(names=[name])).values[0]
 
     def transition(self, label):
         request = ChangeState.Request()
@@ -170,6 +176,16 @@ class TestDetectorLaunch(unittest.TestCase):
         self.assertTrue(np.isfinite(probe.scores[0].data))
         self.assertTrue(probe.spin_until(lambda: any(level in ("OK", "WARN", "ERROR") and "no frame" not in text
                                                      for level, text in probe.statuses), 5), probe.statuses)
+
+    def test_3a_silence_is_stale_while_sim_time_stands_still(self):
+        """The launch set use_sim_time and nothing publishes /clock: the watchdog must still run."""
+        probe = self.probe
+        self.assertIs(probe.parameter("use_sim_time").bool_value, True)
+        statuses = len(probe.statuses)
+        self.assertTrue(probe.spin_until(lambda: any(level == "STALE" and text.startswith("no input on")
+                                                     for level, text in probe.statuses[statuses:]), 10),
+                        probe.statuses[statuses:])
+        self.assertIs(probe.flags[-1], True)
 
     def test_4_deactivate_raises_the_flag(self):
         probe = self.probe

@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import rclpy  # noqa: E402 (after the wait policy is set)
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn  # noqa: E402
@@ -70,7 +71,10 @@ class DetectorNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._report(health.not_judging("unconfigured"))
-        self.create_timer(HEARTBEAT_S, self._heartbeat)
+        # The watchdog and the heartbeat keep wall time: on ROS time (use_sim_time, a bag replayed with --clock)
+        # they would stop with /clock, and the last verdict would stand however long the camera is silent.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(HEARTBEAT_S, self._heartbeat, clock=self._steady)
 
     def _param(self, name):
         return self.get_parameter(name).value
@@ -129,7 +133,8 @@ class DetectorNode(LifecycleNode):
         self._sub = self.create_subscription(msg_type, topic, self._judge.on_image, settings.image_qos())
         result = super().on_activate(state)  # enables the result publishers
         self._judge.start(self._sub.topic_name)
-        self._timer = self.create_timer(min(1.0, settings.stale_timeout / 2), self._judge.check_health)
+        self._timer = self.create_timer(min(1.0, settings.stale_timeout / 2), self._judge.check_health,
+                                        clock=self._steady)
         self.get_logger().info(f"judging {self._sub.topic_name} at {self._judge.describe()}")
         return result
 

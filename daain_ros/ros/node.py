@@ -71,8 +71,9 @@ class DetectorNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._report(health.not_judging("unconfigured"))
-        # The watchdog and the heartbeat keep wall time: on ROS time (use_sim_time, a bag replayed with --clock)
-        # they would stop with /clock, and the last verdict would stand however long the camera is silent.
+        # The watchdog and the heartbeat (which also asserts the flag's liveliness) keep wall time: on ROS time
+        # (use_sim_time, a bag replayed with --clock) they would stop with /clock, and the last verdict would
+        # stand however long the camera is silent.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(HEARTBEAT_S, self._heartbeat, clock=self._steady)
 
@@ -187,6 +188,7 @@ class DetectorNode(LifecycleNode):
         free_memory(device)
 
     def _heartbeat(self):
+        self._verdicts.assert_alive()  # on this executor: a stuck executor lets the flag's liveliness lapse
         if self._sub is None:
             self._publish(self._standing)
 

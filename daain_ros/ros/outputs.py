@@ -18,7 +18,7 @@ from std_msgs.msg import Bool, Float32
 
 from daain_ros.io.image_codec import encode_image
 from daain_ros.ros import health
-from daain_ros.ros.qos import LATCHED
+from daain_ros.ros.qos import FLAG
 from daain_ros.segmentation.cityscapes import overlay
 
 
@@ -47,10 +47,14 @@ class VerdictPublisher:
 
     def __init__(self, node):
         self._node = node
-        self._flag = node.create_publisher(Bool, "daain/anomaly", LATCHED)
+        self._flag = node.create_publisher(Bool, "daain/anomaly", FLAG)
         self._diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._throttle = health.CauseThrottle()
         self._name = f"{node.get_fully_qualified_name()}: DAAIN anomaly detector"
+
+    def assert_alive(self):
+        """Tells the flag's subscribers that the node is alive (publishing a flag tells them too)."""
+        self._flag.assert_liveliness()
 
     def publish(self, verdict, values, hardware_id, stamp=None):
         """:param values: the diagnostic key-values; :param stamp: the frame's, else now."""

@@ -1,0 +1,78 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""``/daain/anomaly``'s liveliness: a subscriber learns within the lease that the node died or got stuck.
+
+The flag is latched, so without this a safety monitor would keep the last value, "normal" included, of a
+node that no longer judges. A real rclpy subscriber asks for the node's lease and records its liveliness
+events over DDS; the node runs in this process (its executor stopped to stand for a stuck node) or as its own
+process (killed).
+"""
+
+import threading
+import time
+
+import pytest
+import rclpy
+from node_harness import Client, in_process_node, start_node
+from rclpy.context import Context
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import Bool
+
+from daain_ros.ros.qos import FLAG, LIVELINESS_LEASE_S
+
+pytestmark = pytest.mark.slow
+
+
+class LivelinessWatch:
+    """A subscription to the flag with the node's lease: ``alive`` is the writers' alive count, None before any."""
+
+    def __init__(self, client):
+        self.alive = None
+        client.node.create_subscription(Bool, "/daain/anomaly", lambda _msg: None, FLAG,
+                                        event_callbacks=SubscriptionEventCallbacks(liveliness=self._changed))
+
+    def _changed(self, info):
+        self.alive = info.alive_count
+
+
+def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_stops():
+    context = Context()
+    node = in_process_node(context, device="cpu")  # unconfigured: nothing but the heartbeat runs
+    executor = SingleThreadedExecutor(context=context)
+    client = Client("daain_liveliness_client")
+    watch = LivelinessWatch(client)
+    try:
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        assert client.spin_until(lambda: watch.alive == 1, 10.0), "the flag's writer never became alive"
+        assert not client.spin_until(lambda: watch.alive != 1, 2 * LIVELINESS_LEASE_S), \
+            "the flag's liveliness lapsed while the node spun"
+        executor.shutdown(timeout_sec=5)  # the node and its DDS writer remain; nothing asserts liveliness
+        stopped = time.monotonic()
+        assert client.spin_until(lambda: watch.alive == 0, LIVELINESS_LEASE_S + 3.0), \
+            "a stuck node's flag still counted as alive"
+        assert time.monotonic() - stopped >= LIVELINESS_LEASE_S - 1.0  # the last assertion came <= 1 s earlier
+    finally:
+        client.close()
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_killed_node_loses_the_flags_liveliness_within_the_lease(tmp_path):
+    child = start_node(tmp_path / "node.log", device="cpu", autostart=False)
+    client = Client("daain_liveliness_kill_client")
+    watch = LivelinessWatch(client)
+    try:
+        assert client.spin_until(lambda: watch.alive == 1, 60.0), "the flag's writer never became alive"
+        child.process.kill()
+        assert client.spin_until(lambda: watch.alive == 0, LIVELINESS_LEASE_S + 3.0), \
+            "a killed node's flag still counted as alive"
+    finally:
+        client.close()
+        child.stop()

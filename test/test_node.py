@@ -133,6 +133,23 @@ def test_late_subscriber_gets_the_current_flag_at_once(node, frames):
         assert late[0] is anomalous
 
 
+def test_threshold_is_set_at_run_time_and_inf_or_nan_is_refused(node, frames):
+    process, client = node
+    clean, calibrated = frames[0][0], frames[2][0].threshold
+    for bad in (float("inf"), float("nan")):
+        refused = client.set_parameters(threshold=bad)
+        assert not refused.successful and "expected a finite score" in refused.reason, refused
+    verdict, _ = judge(client, clean)  # still judged at the calibrated threshold
+    assert verdict["anomaly"] == "false" and float(verdict["threshold"]) == pytest.approx(calibrated, rel=1e-5)
+    try:
+        assert client.set_parameters(threshold=0.0).successful  # every score is above 0
+        verdict, _ = judge(client, clean)
+        assert (verdict["anomaly"], float(verdict["threshold"])) == ("true", 0.0), verdict
+    finally:
+        assert client.set_parameters(threshold=-1.0).successful  # back to the calibrated one
+    assert judge(client, clean)[0]["anomaly"] == "false"
+
+
 def test_k_of_n_debounce_is_set_at_run_time_and_holds_the_flag(node, frames):
     process, client = node
     clean, flipped, _ = frames

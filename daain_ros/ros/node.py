@@ -42,7 +42,7 @@ from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
 from daain_ros.ros.model import free_memory, load_pipeline, resolve_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
-from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
+from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, check_threshold, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
 
 NODE_NAME = "detector_node"
@@ -210,6 +210,7 @@ class DetectorNode(LifecycleNode):
         reason = refused_change(values, configured=self._judge is not None or self._configuring)
         try:
             KOfN(*(values.get(name, self._param(name)) for name in ("debounce_k", "debounce_n")))
+            check_threshold(values.get("threshold", 0.0))
         except DaainError as exc:
             reason = reason or str(exc)
         return SetParametersResult(successful=reason is None, reason=reason or "")

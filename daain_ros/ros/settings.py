@@ -10,6 +10,7 @@ A configure-time parameter may change only while the node is unconfigured (the n
 ``threshold`` and the debounce may change in any state. ``autostart`` is read once, at start-up.
 """
 
+import math
 from dataclasses import dataclass, fields
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
@@ -67,6 +68,17 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_threshold(value):
+    """A threshold the node can judge with: a number (negative: the calibrated one), never inf or NaN.
+
+    No score exceeds an infinite threshold, so it would silence the flag for every frame that can be judged.
+    """
+    if not math.isfinite(value):
+        raise DaainError(f"parameter threshold={value}: expected a finite score, or a negative number for the "
+                         "detector's calibrated threshold")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The parameters one configure works with; :meth:`read` refuses values the node cannot run with."""
@@ -106,6 +118,7 @@ class Settings:
             if getattr(settings, name) < 0:
                 raise DaainError(f"parameter {name}={getattr(settings, name)}: expected 0 (the default) or more")
         settings.debounce()
+        check_threshold(settings.threshold)
         return settings
 
     def debounce(self):

@@ -23,6 +23,16 @@ from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.segmentation.preprocess import preprocess
 
 
+def check_threshold(value):
+    """``value`` when it is a threshold a score can be judged against; inf and NaN raise ``DaainError``.
+
+    No score exceeds an infinite threshold, so it would silence the flag for every frame that can be judged.
+    """
+    if not math.isfinite(value):
+        raise DaainError(f"threshold {value}: expected a finite score (none exceeds inf: no frame would be flagged)")
+    return value
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """One frame's verdict; a non-finite score counts as anomalous (fail closed)."""
@@ -43,7 +53,7 @@ class Pipeline:
         self.model = model
         self.detector = detector
         self.backend = TorchBackend(model, detector) if backend is None else backend
-        self.threshold = float(detector.threshold) if threshold is None else float(threshold)
+        self.threshold = float(detector.threshold) if threshold is None else check_threshold(float(threshold))
 
     @classmethod
     def load(cls, model_path, detector_path, device="auto", threshold=None, backend="torch", threads=None, *,

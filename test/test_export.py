@@ -155,6 +155,15 @@ def test_score_on_onnxruntime_prints_what_torch_prints(exported, tmp_path, capsy
         assert ours["score"] == pytest.approx(theirs["score"], rel=1e-5)
 
 
+@pytest.mark.parametrize("threshold", ["inf", "nan"])
+def test_score_refuses_a_threshold_no_score_can_be_judged_against(threshold, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "0.png"), procedural_frames(1, CAMERA, seed=11)[0])
+    assert cli.main(["score", str(tmp_path), "--model", str(default_model_path()), "--detector",
+                     str(default_detector_path()), "--threshold", threshold, "--backend", "torch"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and f"threshold {threshold}: expected a finite score" in printed.err
+
+
 def test_auto_takes_onnxruntime_on_the_cpu(exported):
     pipeline = Pipeline.load(default_model_path(), default_detector_path(), "cpu", backend="auto", onnx=exported)
     assert pipeline.backend.name == "onnxruntime"

@@ -162,6 +162,14 @@ def test_the_corrupt_bag_is_reported_and_the_run_goes_on(fleet):
     assert (out / "fleet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_infinite_threshold_is_refused_before_any_work(bags, capsys, tmp_path):
+    out = tmp_path / "fleet"
+    assert main(["fleet", "evaluate", str(bags["clean_images"]), "--detector", str(DETECTOR), "--model",
+                 str(default_model_path()), "--out", str(out), "--threshold", "inf"]) == 2
+    assert "threshold inf: expected a finite score" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_resume_does_no_work_the_second_time(fleet, bags, capsys, tmp_path):
     out = tmp_path / "fleet"
     shutil.copytree(fleet[1], out, copy_function=shutil.copy2)  # times kept; the other tests keep theirs

@@ -28,6 +28,7 @@ from daain_ros.fleet.criteria import read_criteria
 from daain_ros.fleet.pool import WorkerPool, WorkerSpec
 from daain_ros.fleet.summary import EVALUATED, FAILED, SKIPPED, UNREADABLE, bag_row, overall
 from daain_ros.fleet.worker import BagJob, BagWorker
+from daain_ros.pipeline import check_threshold
 from daain_ros.provenance import provenance
 from daain_ros.ros.debounce import KOfN
 
@@ -39,9 +40,11 @@ def _disk_size(path):
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
-def _check_options(debounce_k, debounce_n, batch_size, threads_per_worker, gpus_per_worker, workers):
+def _check_options(debounce_k, debounce_n, batch_size, threads_per_worker, gpus_per_worker, workers, threshold):
     """Options every bag would reject alike are one error before anything starts."""
     KOfN(debounce_k, debounce_n)
+    if threshold is not None:
+        check_threshold(threshold)
     for name, value, least in (("--batch-size", batch_size, 1), ("--threads-per-worker", threads_per_worker, 1),
                                ("--workers", 1 if workers is None else workers, 1)):
         if value < least:
@@ -103,7 +106,7 @@ def evaluate_fleet(bags, *, detector, model, out, address=LOCAL, workers=None, t
     :param argv: the command line recorded in fleet.json and in each bag's summary (default ``sys.argv``).
     :returns: the fleet document, as in ``fleet.json``; its ``passed`` says whether every bag passed.
     """
-    _check_options(debounce_k, debounce_n, batch_size, threads_per_worker, gpus_per_worker, workers)
+    _check_options(debounce_k, debounce_n, batch_size, threads_per_worker, gpus_per_worker, workers, threshold)
     started, out, argv = time.perf_counter(), Path(out), list(sys.argv if argv is None else argv)
     origin, criteria_file = provenance(argv), read_criteria(criteria) if criteria else None
     fleet = fleet_bags(bags, out)

@@ -35,6 +35,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from daain_ros.errors import DaainError, one_line  # noqa: E402
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg  # noqa: E402
+from daain_ros.pipeline import check_threshold  # noqa: E402
 from daain_ros.ros import health  # noqa: E402
 from daain_ros.ros.debounce import KOfN  # noqa: E402
 from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
@@ -42,7 +43,7 @@ from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
 from daain_ros.ros.model import free_memory, load_pipeline, resolve_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
-from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, check_threshold, refused_change  # noqa: E402
+from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
 
 NODE_NAME = "detector_node"

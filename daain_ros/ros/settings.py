@@ -10,7 +10,6 @@ A configure-time parameter may change only while the node is unconfigured (the n
 ``threshold`` and the debounce may change in any state. ``autostart`` is read once, at start-up.
 """
 
-import math
 from dataclasses import dataclass, fields
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
@@ -18,6 +17,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from daain_ros.accelerate import COMPILE_MODES
 from daain_ros.deploy import BACKEND_CHOICES
 from daain_ros.errors import DaainError
+from daain_ros.pipeline import check_threshold
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.qos import RELIABILITY
 
@@ -65,17 +65,6 @@ TRANSPORTS = ("raw", "compressed")
 def check_choice(name, value, choices):
     if value not in choices:
         raise DaainError(f"parameter {name}={value!r}: expected one of {', '.join(choices)}")
-    return value
-
-
-def check_threshold(value):
-    """A threshold the node can judge with: a number (negative: the calibrated one), never inf or NaN.
-
-    No score exceeds an infinite threshold, so it would silence the flag for every frame that can be judged.
-    """
-    if not math.isfinite(value):
-        raise DaainError(f"parameter threshold={value}: expected a finite score, or a negative number for the "
-                         "detector's calibrated threshold")
     return value
 
 

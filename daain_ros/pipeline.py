@@ -33,6 +33,21 @@ def check_threshold(value):
     return value
 
 
+def judging_threshold(detector, threshold=None):
+    """``threshold``, or without one the detector's calibrated threshold; either must be finite.
+
+    A detector that was never calibrated has an infinite threshold (``daain fit`` calibrates it): judged
+    against it, no frame would ever be flagged.
+    """
+    if threshold is not None:
+        return check_threshold(float(threshold))
+    calibrated = float(detector.threshold)
+    if not math.isfinite(calibrated):
+        raise DaainError(f"the detector's threshold is {calibrated}: it was never calibrated ('daain fit' "
+                         "calibrates it); give a threshold")
+    return calibrated
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """One frame's verdict; a non-finite score counts as anomalous (fail closed)."""
@@ -53,7 +68,7 @@ class Pipeline:
         self.model = model
         self.detector = detector
         self.backend = TorchBackend(model, detector) if backend is None else backend
-        self.threshold = float(detector.threshold) if threshold is None else check_threshold(float(threshold))
+        self.threshold = judging_threshold(detector, threshold)
 
     @classmethod
     def load(cls, model_path, detector_path, device="auto", threshold=None, backend="torch", threads=None, *,

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from daain_ros.detector.artifact import METADATA, TENSORS, load_detector, read_metadata, save_detector
-from daain_ros.errors import DetectorFileError
+from daain_ros.errors import DaainError, DetectorFileError
 from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import load_espnet
 
@@ -112,3 +112,12 @@ def test_pipeline_scores_frames(fitted_detector, espnet_dir, drive_frames):
     results = pipeline.process([drive_frames[3], np.ascontiguousarray(drive_frames[3][::-1])])
     assert results[0].labels.shape == (256, 512) and results[0].labels.dtype == np.uint8
     assert results[1].score > results[0].score and results[1].anomalous
+
+
+def test_a_pipeline_refuses_a_detector_never_calibrated_unless_given_a_threshold(fitted_detector, p2q8, drive_frames):
+    detector = load_detector(fitted_detector, p2q8)
+    detector.threshold.fill_(float("inf"))  # as DaainDetector starts: no frame would ever be flagged
+    with pytest.raises(DaainError, match="threshold is inf: it was never calibrated"):
+        Pipeline(p2q8, detector)
+    flipped = np.ascontiguousarray(drive_frames[3][::-1])
+    assert Pipeline(p2q8, detector, threshold=1.0).process([flipped])[0].anomalous

@@ -243,3 +243,28 @@ def test_a_bug_in_configure_leaves_no_inference_thread_and_the_node_unconfigured
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_a_detector_never_calibrated_needs_a_threshold_to_configure(tmp_path):
+    """Its threshold is inf, against which no frame would be flagged: configure fails until one is given.
+
+    The calibrated one (a negative threshold) is then refused while that detector is loaded.
+    """
+    from daain_ros.detector.artifact import load_detector, save_detector
+    from daain_ros.segmentation.espnet import load_espnet
+    model = load_espnet(MODEL)
+    detector = load_detector(DETECTOR, model)
+    detector.threshold.fill_(float("inf"))
+    uncalibrated = save_detector(detector, tmp_path / "uncalibrated", model)
+    context = Context()
+    node = in_process_node(context, device="cpu", detector_path=str(uncalibrated))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.set_parameters([Parameter("threshold", value=1.5)])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        refused = node.set_parameters([Parameter("threshold", value=-1.0)])[0]
+        assert not refused.successful and "never calibrated" in refused.reason
+        assert node.get_parameter("threshold").value == 1.5
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -18,7 +18,7 @@ import torch
 
 from daain_ros.device import resolve_device
 from daain_ros.errors import DaainError, ImageError, one_line
-from daain_ros.pipeline import Pipeline
+from daain_ros.pipeline import Pipeline, check_threshold, judging_threshold
 from daain_ros.ros import health
 
 #: Clean frames scoring above this quantile of the detector's clean validation scores are WARN.
@@ -40,9 +40,18 @@ def warn_level(pipeline):
     return quantiles.get(WARN_QUANTILE)
 
 
+def given_threshold(value):
+    """The ``threshold`` parameter as :func:`~daain_ros.pipeline.judging_threshold` takes it.
+
+    0 or more is a threshold, a negative one means the detector's calibrated one (None); inf and NaN raise
+    ``DaainError``.
+    """
+    return None if check_threshold(value) < 0 else value
+
+
 def apply_threshold(pipeline, value):
     """A threshold of 0 or more replaces the detector's calibrated one; a negative one restores it."""
-    pipeline.threshold = value if value >= 0 else float(pipeline.detector.threshold)
+    pipeline.threshold = judging_threshold(pipeline.detector, given_threshold(value))
 
 
 def resolve_workers(settings):
@@ -67,7 +76,8 @@ def load_pipeline(settings, logger):
     The warm-up frame also captures the CUDA graph or compiles the model when ``compile`` asks for it, so the
     first camera frame runs as fast as the others. Call it on a thread that runs inference.
     """
-    pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device, backend=settings.backend,
+    pipeline = Pipeline.load(settings.model_path, settings.detector_path, settings.device,
+                             given_threshold(settings.threshold), backend=settings.backend,
                              threads=settings.threads or None, onnx=settings.onnx_path or None,
                              compile=settings.compile)
     try:
@@ -78,7 +88,6 @@ def load_pipeline(settings, logger):
             logger.info(f"{pipeline.model.name}: {pipeline.model.subnormals_zeroed} subnormal weights set to zero "
                         "(they slow CPU kernels down)")
         width, height = fitted_size(settings.width, settings.height, pipeline.size, settings.detector_path)
-        apply_threshold(pipeline, settings.threshold)
         pipeline.process([np.zeros((height, width, 3), np.uint8)])
     except DaainError:
         pipeline.close()

@@ -6,6 +6,7 @@
 
 """Argument types shared by the ``daain`` sub-commands."""
 
+import argparse
 from fractions import Fraction
 
 from daain_ros.accelerate import COMPILE_MODES
@@ -18,6 +19,26 @@ def fraction(text):
         return float(Fraction(text))
     except (ValueError, ZeroDivisionError) as exc:
         raise ValueError(f"{text!r} is not a number or fraction") from exc
+
+
+def positive_int(text):
+    """A count that must be at least 1 (frames, steps, epochs, workers, ...): argparse refuses 0 or less."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text):
+    """A count that may be 0 (augmented copies, calibration folds, subscribers to wait for)."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, least):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least {least}, got {value}")
+    return value
 
 
 def add_backend_options(parser):

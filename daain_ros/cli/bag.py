@@ -15,7 +15,8 @@ and record are imported when their command runs, so the CLI loads without rclpy 
 import json
 from pathlib import Path
 
-from daain_ros.cli.arguments import add_backend_options, backend_options, fraction
+from daain_ros.cli.arguments import (add_backend_options, backend_options, fraction, non_negative_int,
+                                     positive_int)
 from daain_ros.evaluation.bag_make import BagOptions, make_bag
 from daain_ros.io.labels import LABELS_FILE, parse_segment
 from daain_ros.io.rosbag import STORAGES
@@ -96,7 +97,7 @@ def _register_evaluate(sub):
     parser.add_argument("--debounce-k", type=int, default=1, help="flag while k of the last n frames are "
                                                                   "anomalous (default 1)")
     parser.add_argument("--debounce-n", type=int, default=1, help="debounce window n (default 1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="frames per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     add_backend_options(parser)
     parser.set_defaults(run=_run_evaluate)
@@ -129,7 +130,7 @@ def _register_play(sub):
                       help="publish topic FROM on TO; repeatable")
     play.add_argument("--qos", choices=QOS_CHOICES, default="reliable",
                       help="reliability of the publishers (default reliable)")
-    play.add_argument("--wait-for-subscribers", type=int, nargs="?", const=1, default=0, metavar="N",
+    play.add_argument("--wait-for-subscribers", type=non_negative_int, nargs="?", const=1, default=0, metavar="N",
                       help="start only once every played topic has N subscribers (1 if N is left out)")
     play.add_argument("--delay", type=float, default=0.0, help="seconds to wait before the first message")
     play.set_defaults(run=_run_play)
@@ -154,7 +155,7 @@ def _register_record(sub):
                         help="subscription reliability; auto (default) matches the publishers as rosbag2 "
                              "does: reliable (and transient local) when all of them offer it, else best effort")
     record.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    record.add_argument("--max-messages", type=int, default=None, help="stop after this many messages in all")
+    record.add_argument("--max-messages", type=positive_int, default=None, help="stop after this many messages in all")
     record.set_defaults(run=_run_record)
 
 

@@ -13,6 +13,7 @@ import torch
 from daain_ros.bench.report import raise_if_error, table, write_json
 from daain_ros.bench.runner import (BATCHES, FRESH_DIMS, SECTIONS, SIZES, BenchConfig, check_devices, parse_sizes,
                                     run_bench)
+from daain_ros.cli.arguments import positive_int
 from daain_ros.demo.default_assets import default_model_path
 from daain_ros.errors import DaainError
 
@@ -29,14 +30,14 @@ def register(sub):
                         help="fitted detector directory, used at its fitted size (default: a fresh seeded key "
                              "and an unfitted detector of 2,000 dims per size)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here)")
-    parser.add_argument("--frames", type=int, default=None,
+    parser.add_argument("--frames", type=positive_int, default=None,
                         help="timed batches per size and batch size after warm-up (default 30, quick 5)")
-    parser.add_argument("--block", type=int, default=1,
+    parser.add_argument("--block", type=positive_int, default=1,
                         help="timed batches each variant runs in a row before the next variant (default 1: "
                              "alternate every batch; more: warm caches, as in a node that runs one model)")
-    parser.add_argument("--dims", type=int, default=FRESH_DIMS,
+    parser.add_argument("--dims", type=positive_int, default=FRESH_DIMS,
                         help="dimensions of the fresh detectors (without --detector) and of the fit section")
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="network sizes WxH,...")
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated")
@@ -63,9 +64,6 @@ def run(args):
     unknown = set(skip) - set(SECTIONS)
     if unknown:
         raise DaainError(f"--skip {args.skip!r}: expected some of {', '.join(SECTIONS)}")
-    for name in ("frames", "threads", "dims", "block"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise DaainError(f"--{name} {getattr(args, name)}: expected a positive integer")
     config = BenchConfig(model=args.model or default_model_path(), detector=args.detector, footage=args.footage,
                          quick=args.quick, sizes=parse_sizes(args.sizes), batches=_ints(args.batches, "--batches"),
                          devices=check_devices(args.devices.split(",")) if args.devices else None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from daain_ros.cli.arguments import positive_int
 from daain_ros.detector.artifact import load_detector
 from daain_ros.errors import DaainError
 from daain_ros.evaluation.adaptive import AdaptiveConfig
@@ -27,29 +28,29 @@ def register(sub):
     parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
     parser.add_argument("--data", required=True, help="held-out clean source (frames by --frames)")
     parser.add_argument("--frames", default=None, help="frame range A:B of --data")
-    parser.add_argument("--every", type=int, default=1, help="use every Nth frame of --data")
+    parser.add_argument("--every", type=positive_int, default=1, help="use every Nth frame of --data")
     parser.add_argument("--also", action="append", default=[], help="more held-out clean sources (whole)")
     parser.add_argument("--fit-data", default=None,
                         help="clean fit-split source for the Mahalanobis fit and the universal perturbation")
     parser.add_argument("--fit-frames", default=None, help="frame range A:B of --fit-data")
-    parser.add_argument("--fit-stride", type=int, default=5, help="use every Nth fit frame")
+    parser.add_argument("--fit-stride", type=positive_int, default=5, help="use every Nth fit frame")
     parser.add_argument("--domain", action="append", default=[],
                         help="other cameras or conditions: a section of their score distribution")
     parser.add_argument("--surrogate", action="append", default=[], metavar="DIR",
                         help="a detector of the same recipe with another key (repeatable): adds the adaptive "
                         "attackers (white-box, surrogate, surrogate-eot with several, key-agnostic with --fit-data)")
-    parser.add_argument("--adaptive-steps", type=int, default=AdaptiveConfig.steps,
+    parser.add_argument("--adaptive-steps", type=positive_int, default=AdaptiveConfig.steps,
                         help="sign steps per restart of each adaptive attacker")
-    parser.add_argument("--adaptive-restarts", type=int, default=AdaptiveConfig.restarts,
+    parser.add_argument("--adaptive-restarts", type=positive_int, default=AdaptiveConfig.restarts,
                         help="rounds of the per-image weight search, each from a random start")
     parser.add_argument("--adaptive-eps", default="2,4,8", help="budgets of the adaptive attackers, in 1/255")
-    parser.add_argument("--adaptive-every", type=int, default=10,
+    parser.add_argument("--adaptive-every", type=positive_int, default=10,
                         help="attack every Nth held-out frame with the adaptive attackers")
-    parser.add_argument("--adaptive-frames", type=int, default=6, help="at most this many of them")
+    parser.add_argument("--adaptive-frames", type=positive_int, default=6, help="at most this many of them")
     parser.add_argument("--kinds", default=",".join(EvaluationConfig().kinds),
                         help="comma-separated anomaly kinds (default: every kind)")
-    parser.add_argument("--mc-passes", type=int, default=EvaluationConfig.mc_passes)
-    parser.add_argument("--attack-steps", type=int, default=EvaluationConfig.attack_steps)
+    parser.add_argument("--mc-passes", type=positive_int, default=EvaluationConfig.mc_passes)
+    parser.add_argument("--attack-steps", type=positive_int, default=EvaluationConfig.attack_steps)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, type=Path)
@@ -72,9 +73,6 @@ def _budgets(text):
 
 def _adaptive_attackers(args, pipeline):
     """Surrogates, settings and budgets of the adaptive attackers, checked before the long run starts."""
-    if args.adaptive_every < 1 or args.adaptive_frames < 1:
-        raise DaainError(f"--adaptive-every {args.adaptive_every} and --adaptive-frames {args.adaptive_frames}: "
-                         "expected positive integers")
     surrogates = [load_detector(path, pipeline.model) for path in args.surrogate]
     config = AdaptiveConfig(steps=args.adaptive_steps, restarts=args.adaptive_restarts)
     return surrogates, config, _budgets(args.adaptive_eps)

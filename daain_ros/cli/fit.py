@@ -9,6 +9,7 @@
 import json
 from pathlib import Path
 
+from daain_ros.cli.arguments import non_negative_int, positive_int
 from daain_ros.detector.artifact import save_detector
 from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
@@ -27,21 +28,21 @@ def register(sub):
                         help="data sources, in order: image folder or file, video, rosbag2 dir (BAG or BAG:/TOPIC), "
                              "cityscapes:ROOT[:split], synthetic:SEED[:N]; repeatable")
     parser.add_argument("--frames", default=None, help="frame range A:B of each source (half-open)")
-    parser.add_argument("--every", type=int, default=1,
+    parser.add_argument("--every", type=positive_int, default=1,
                         help="take every K-th frame of each source's range (default 1: all)")
     parser.add_argument("--out", required=True, type=Path, help="detector directory to write")
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
-    parser.add_argument("--dims", type=int, default=FitConfig.target_dims, help="sampled activations")
+    parser.add_argument("--dims", type=positive_int, default=FitConfig.target_dims, help="sampled activations")
     parser.add_argument("--radius", type=float, default=None, help="Poisson-disk radius (overrides --dims)")
     parser.add_argument("--head", choices=HEAD_KINDS, default=FitConfig.head)
-    parser.add_argument("--blocks", type=int, default=FlowConfig.blocks)
-    parser.add_argument("--hidden", type=int, default=FlowConfig.hidden)
-    parser.add_argument("--epochs", type=int, default=FlowConfig.epochs)
-    parser.add_argument("--augment", type=int, default=FitConfig.augment_copies,
+    parser.add_argument("--blocks", type=positive_int, default=FlowConfig.blocks)
+    parser.add_argument("--hidden", type=positive_int, default=FlowConfig.hidden)
+    parser.add_argument("--epochs", type=positive_int, default=FlowConfig.epochs)
+    parser.add_argument("--augment", type=non_negative_int, default=FitConfig.augment_copies,
                         help="jittered copies per fit frame")
     parser.add_argument("--target-fpr", type=float, default=FitConfig.target_fpr)
-    parser.add_argument("--calibration-folds", type=int, default=FitConfig.calibration_folds,
+    parser.add_argument("--calibration-folds", type=non_negative_int, default=FitConfig.calibration_folds,
                         help="threshold from out-of-fold scores of every fit frame over this many consecutive "
                              "stretches (default 5); below 2: from the validation frames alone")
     parser.add_argument("--seed", type=int, default=0, help="seed of augmentation and flow training")
@@ -53,9 +54,10 @@ def register(sub):
                           help="extract the activations on Ray: local (a cluster started on this machine for the "
                                "fit), auto (the one running here, or RAY_ADDRESS) or ray://HOST:10001; default: "
                                "in this process")
-    parallel.add_argument("--workers", type=int, default=None,
+    parallel.add_argument("--workers", type=positive_int, default=None,
                           help="Ray workers (default: as many as the cluster's CPUs, or GPUs, hold)")
-    parallel.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)")
+    parallel.add_argument("--threads-per-worker", type=positive_int, default=1,
+                          help="torch threads per worker (default 1)")
     parallel.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default 0)")
     parser.set_defaults(run=run)
 

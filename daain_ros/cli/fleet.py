@@ -14,6 +14,7 @@ when a command runs, so the CLI starts without them.
 import json
 from pathlib import Path
 
+from daain_ros.cli.arguments import positive_int
 from daain_ros.demo.default_assets import MODEL_FILE
 
 ADDRESS_HELP = ("Ray cluster: local (start one on this machine for the run; default), auto (the one running "
@@ -33,10 +34,10 @@ def register(sub):
 
 def _add_workers(parser):
     parser.add_argument("--address", default="local", help=ADDRESS_HELP)
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="Ray workers, each loading the model once (default: as many as the cluster's CPUs, "
                              "or GPUs with --gpus-per-worker, hold)")
-    parser.add_argument("--threads-per-worker", type=int, default=1,
+    parser.add_argument("--threads-per-worker", type=positive_int, default=1,
                         help="torch threads (and CPUs reserved) per worker (default 1)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0,
                         help="GPUs reserved per worker, e.g. 1 or 0.5 (default 0: CPU workers)")
@@ -63,7 +64,7 @@ def _register_evaluate(sub):
     parser.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
     parser.add_argument("--debounce-k", type=int, default=1, help="flag while k of the last n frames are anomalous")
     parser.add_argument("--debounce-n", type=int, default=1, help="debounce window n (default 1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="frames per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when the worker has a GPU), cpu, cuda")
     parser.set_defaults(run=_run_evaluate, torch_free=True)  # the workers load torch; the driver never does
 
@@ -96,9 +97,9 @@ def _register_bench(sub):
                              "fit on the footage: the same per-frame cost as a full fit of the same dims)")
     parser.add_argument("--footage", default=None,
                         help="video or other source the bags are cut from (default: synthetic streets)")
-    parser.add_argument("--bags", type=int, default=10, help="bags (default 10)")
-    parser.add_argument("--frames", type=int, default=30, help="frames per bag (default 30)")
-    parser.add_argument("--workers", type=int, default=2, help="fleet workers of one thread each (default 2)")
+    parser.add_argument("--bags", type=positive_int, default=10, help="bags (default 10)")
+    parser.add_argument("--frames", type=positive_int, default=30, help="frames per bag (default 30)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="fleet workers of one thread each (default 2)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the bags and outputs (default: a temporary one, removed)")
     parser.set_defaults(run=_run_bench)

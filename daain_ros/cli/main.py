@@ -9,7 +9,8 @@
 One sub-command per module of ``daain_ros.cli`` named in :data:`COMMANDS`; a run imports only its own
 command's module, so a command that never touches torch (the fleet driver, ``daain report``) starts without it.
 
-Every error the core raises on bad input becomes one line on stderr and exit code 2, never a traceback.
+Every error the core raises on bad input, and every usage error (a count of 0, an unknown option), becomes one
+line on stderr and exit code 2, never a traceback.
 """
 
 import argparse
@@ -23,9 +24,16 @@ COMMANDS = ("bag", "bench", "demo", "evaluate", "export", "fit", "fleet", "pertu
             "train_default")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error as one line (``daain COMMAND: error: ...``) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv=None):
     """The parser of every command, or only of the command ``argv`` names (what a run needs)."""
-    parser = argparse.ArgumentParser(prog="daain", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="daain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     named = [word for word in (argv or [])[:1] if word in COMMANDS]
     for name in named or COMMANDS:
@@ -47,7 +55,10 @@ def _flush_denormals(args):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="daain: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code
     _flush_denormals(args)
     try:
         return args.run(args) or 0

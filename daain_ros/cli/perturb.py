@@ -9,7 +9,7 @@
 import sys
 from pathlib import Path
 
-from daain_ros.cli.arguments import fraction
+from daain_ros.cli.arguments import fraction, positive_int
 from daain_ros.errors import DaainError
 from daain_ros.evaluation import anomalies
 from daain_ros.io.images import read_bgr, write_image
@@ -31,7 +31,8 @@ def register(sub):
     parser.add_argument("--kind", help=f"one of: {', '.join(anomalies.KINDS)}")
     parser.add_argument("--severity", type=int, default=3, help="corruption severity 1-5 (default 3)")
     parser.add_argument("--eps", type=fraction, default=4 / 255, help="attack L-inf budget, e.g. 4/255 (default)")
-    parser.add_argument("--steps", type=int, default=None, help="iterations of ifgsm, pgd and the uap fit (10)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="iterations of ifgsm, pgd and the uap fit (10)")
     parser.add_argument("--model", help="ESPNet checkpoint (attacks only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0], help="network width for attacks")

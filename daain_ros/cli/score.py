@@ -10,7 +10,7 @@ import json
 import math
 import sys
 
-from daain_ros.cli.arguments import add_backend_options, backend_options
+from daain_ros.cli.arguments import add_backend_options, backend_options, positive_int
 from daain_ros.io.sources import open_source, parse_frames
 from daain_ros.pipeline import Pipeline
 
@@ -24,7 +24,7 @@ def register(sub):
     parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
     parser.add_argument("--frames", default=None, help="frame range A:B of each source")
     parser.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, nothing else on stdout")
     add_backend_options(parser)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from daain_ros.cli.arguments import positive_int
 from daain_ros.demo.train_default import TrainConfig, train_default
 
 DEFAULT_OUT = Path("out") / "default-model"
@@ -25,17 +26,18 @@ def register(sub):
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="directory for the .safetensors and .json (default %(default)s)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--frames", type=int, default=TrainConfig.frames, help="distinct generated training frames")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--frames", type=positive_int, default=TrainConfig.frames,
+                        help="distinct generated training frames")
+    parser.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
     parser.add_argument("--p", type=int, default=TrainConfig.p, help="ESP blocks at level 2")
     parser.add_argument("--q", type=int, default=TrainConfig.q, help="ESP blocks at level 3")
     parser.add_argument("--width", type=int, default=TrainConfig.width)
     parser.add_argument("--height", type=int, default=TrainConfig.height)
     parser.add_argument("--crop-width", type=int, default=TrainConfig.crop_width,
                         help="train on full-height random crops this wide (multiple of 8; the width: none)")
-    parser.add_argument("--batch", type=int, default=TrainConfig.batch)
+    parser.add_argument("--batch", type=positive_int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle schedule)")
-    parser.add_argument("--eval-frames", type=int, default=TrainConfig.eval_frames,
+    parser.add_argument("--eval-frames", type=positive_int, default=TrainConfig.eval_frames,
                         help="held-out frames for the reported mIoU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.set_defaults(run=run)

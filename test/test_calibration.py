@@ -99,3 +99,19 @@ def test_supervised_head_learns_generated_anomalies_and_survives_the_artifact(tm
     finally:
         pipeline.close()
     assert auroc(clean, noisy) >= 0.9
+
+
+@pytest.mark.parametrize("settings", [
+    dict(target_fpr=1.5), dict(target_fpr=-0.1), dict(radius=0.0), dict(target_dims=0), dict(augment_copies=-1),
+    dict(valid_fraction=1.0), dict(calibration_folds=-1), dict(batch_size=0), dict(flow=FlowConfig(epochs=0)),
+    dict(flow=FlowConfig(blocks=0)), dict(flow=FlowConfig(hidden=0))], ids=str)
+def test_fit_settings_no_fit_can_run_with_are_refused_when_made(settings):
+    with pytest.raises(DaainError, match="fit setting .*: expected"):
+        FitConfig(**settings)
+
+
+def test_fewer_fit_frames_than_calibration_folds_are_refused_before_fitting(tmp_path, capsys):
+    out = tmp_path / "detector"
+    assert main(["fit", "--model", str(default_model_path()), "--data", "synthetic:3:4", "--out", str(out)]) == 2
+    assert "4 fit frames for 5 calibration folds: expected at least 5" in capsys.readouterr().err
+    assert not out.exists()

@@ -268,7 +268,7 @@ def test_parallel_fit_activations_equal_the_single_process_ones(cluster, bags):
     model = load_espnet(default_model_path())
     key = fit_key(model, config)
     frames = [f.image for spec in sources for f in every_kth(open_source(spec), 2)]
-    train_frames, valid_frames = _split(frames, config.valid_fraction)
+    train_frames, valid_frames = _split(frames, config)
     monitor = ActivationMonitor(model, key)
     expected = [extract_activations(monitor, augment(part, 1, seed), key.size, config.batch_size, False)[0]
                 for part, seed in ((train_frames, config.seed), (valid_frames, config.seed + 1))]

@@ -41,6 +41,24 @@ class FitConfig:
     seed: int = 0
     flow: FlowConfig = field(default_factory=FlowConfig)
 
+    def __post_init__(self):
+        """Settings no fit can run with raise ``DaainError`` here, before any frame is read."""
+        checks = (
+            ("target_dims", self.target_dims, self.radius is not None or self.target_dims >= 1, "at least 1"),
+            ("radius", self.radius, self.radius is None or self.radius > 0, "a positive distance in pixels"),
+            ("augment_copies", self.augment_copies, self.augment_copies >= 0, "0 or more"),
+            ("valid_fraction", self.valid_fraction, 0 < self.valid_fraction < 1, "a fraction in (0, 1)"),
+            ("target_fpr", self.target_fpr, 0 <= self.target_fpr < 1, "a false-positive rate in [0, 1)"),
+            ("calibration_folds", self.calibration_folds, self.calibration_folds >= 0, "0 or more"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("flow blocks", self.flow.blocks, self.flow.blocks >= 1, "at least 1"),
+            ("flow hidden", self.flow.hidden, self.flow.hidden >= 1, "at least 1"),
+            ("flow epochs", self.flow.epochs, self.flow.epochs >= 1, "at least 1"),
+        )
+        for name, value, valid, expected in checks:
+            if not valid:
+                raise DaainError(f"fit setting {name} {value}: expected {expected}")
+
     def public_dict(self):
         """The settings without the secret seed."""
         settings = asdict(self)
@@ -48,19 +66,23 @@ class FitConfig:
         return settings
 
 
-def split_count(frames, valid_fraction):
-    """How many of ``frames`` fit frames train; the last ones validate.
+def split_count(frames, config):
+    """How many of ``frames`` fit frames train; the last ones (``config.valid_fraction``) validate.
 
-    A temporal split, so that calibration sees the drive's drift.
+    A temporal split, so that calibration sees the drive's drift. Calibration cuts all the fit frames into
+    ``config.calibration_folds`` stretches, so there must be at least one frame per fold.
     """
-    n_valid = max(1, int(round(frames * valid_fraction)))
+    n_valid = max(1, int(round(frames * config.valid_fraction)))
     if frames - n_valid < 2:
         raise DaainError(f"{frames} fit frames: expected at least {n_valid + 2}")
+    if config.calibration_folds >= 2 and frames < config.calibration_folds:
+        raise DaainError(f"{frames} fit frames for {config.calibration_folds} calibration folds: expected at least "
+                         f"{config.calibration_folds} (or 0 folds, to calibrate on the validation frames alone)")
     return frames - n_valid
 
 
-def _split(frames, valid_fraction):
-    n_train = split_count(len(frames), valid_fraction)
+def _split(frames, config):
+    n_train = split_count(len(frames), config)
     return frames[:n_train], frames[n_train:]
 
 
@@ -102,7 +124,7 @@ def fit_detector(model, frames_bgr, config=FitConfig(), progress=True, anomalies
     """
     size = check_network_size(*config.size)
     frames_bgr = list(frames_bgr)
-    train_frames, valid_frames = _split(frames_bgr, config.valid_fraction)
+    train_frames, valid_frames = _split(frames_bgr, config)
     key = fit_key(model, config)
     monitor = ActivationMonitor(model, key)
     train, _ = extract_activations(monitor, augment(train_frames, config.augment_copies, config.seed),

@@ -74,7 +74,7 @@ def _pieces(frames, jitters):
 
 def _jobs(frames, config, workers):
     """The extraction jobs of both roles, each a stretch starting on a batch boundary of its role."""
-    n_train = split_count(len(frames), config.valid_fraction)
+    n_train = split_count(len(frames), config)
     shapes = [shape for _, _, shape in frames]
     roles = ((TRAIN, frames[:n_train], augment_plan(shapes[:n_train], config.augment_copies, config.seed)),
              (VALID, frames[n_train:], augment_plan(shapes[n_train:], config.augment_copies, config.seed + 1)))

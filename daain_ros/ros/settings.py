@@ -10,6 +10,7 @@ A configure-time parameter may change only while the node is unconfigured (the n
 ``threshold`` and the debounce may change in any state. ``autostart`` is read once, at start-up.
 """
 
+import math
 from dataclasses import dataclass, fields
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
@@ -97,8 +98,9 @@ class Settings:
         for name in ("model_path", "detector_path"):
             if not getattr(settings, name):
                 raise DaainError(f"parameter {name} is empty: expected a path (see config/detector.yaml)")
-        if not settings.stale_timeout > 0:
-            raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected > 0 s")
+        if not 0 < settings.stale_timeout < math.inf:  # an infinite one would never report a silent camera
+            raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected a finite number of "
+                             "seconds > 0")
         check_choice("image_transport", settings.image_transport, TRANSPORTS)
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
         check_choice("backend", settings.backend, BACKEND_CHOICES)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from daain_ros.cli.arguments import positive_int
+from daain_ros.cli.arguments import non_negative_int, positive_int
 from daain_ros.detector.artifact import load_detector
 from daain_ros.errors import DaainError
 from daain_ros.evaluation.adaptive import AdaptiveConfig
@@ -49,7 +49,8 @@ def register(sub):
     parser.add_argument("--adaptive-frames", type=positive_int, default=6, help="at most this many of them")
     parser.add_argument("--kinds", default=",".join(EvaluationConfig().kinds),
                         help="comma-separated anomaly kinds (default: every kind)")
-    parser.add_argument("--mc-passes", type=positive_int, default=EvaluationConfig.mc_passes)
+    parser.add_argument("--mc-passes", type=non_negative_int, default=EvaluationConfig.mc_passes,
+                        help="MC dropout passes (0 leaves the MC dropout baseline out)")
     parser.add_argument("--attack-steps", type=positive_int, default=EvaluationConfig.attack_steps)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")

@@ -51,10 +51,10 @@ PARAMETERS = {
                                          "data) or reliable"),
     "image_transport": ("raw", "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
                                "on 'image/compressed'"),
-    "threshold": (-1.0, "anomaly threshold on the score; negative = the detector's calibrated one"),
+    "threshold": (-1.0, "anomaly threshold on the score; negative = the detector's calibrated one; not inf or nan"),
     "debounce_k": (1, "the flag is raised while at least k of the last n frames are anomalous"),
     "debounce_n": (1, "length n of the debounce window (k <= n)"),
-    "stale_timeout": (0.5, "seconds without input before the node reports STALE and anomaly true"),
+    "stale_timeout": (0.5, "seconds without input before the node reports STALE and anomaly true (finite, > 0)"),
     "publish_color": (False, "also publish daain/segmentation/color, an rgb8 palette overlay"),
 }
 READ_ONLY = frozenset({"autostart"})

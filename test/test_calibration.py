@@ -115,3 +115,17 @@ def test_fewer_fit_frames_than_calibration_folds_are_refused_before_fitting(tmp_
     assert main(["fit", "--model", str(default_model_path()), "--data", "synthetic:3:4", "--out", str(out)]) == 2
     assert "4 fit frames for 5 calibration folds: expected at least 5" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_fit_does_not_replace_a_detector_unless_told_to(tmp_path, capsys):
+    out = tmp_path / "detector"
+    argv = ["fit", "--model", str(default_model_path()), "--data", "synthetic:3:12", "--dims", "60", "--epochs", "1",
+            "--augment", "0", "--calibration-folds", "0", "--key-seed", "1", "--out", str(out)]
+    assert main(argv) == 0
+    first = (out / "detector.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*argv[:-4], "--key-seed", "2", "--out", str(out)]) == 2
+    assert "holds a detector already" in capsys.readouterr().err
+    assert (out / "detector.safetensors").read_bytes() == first  # the first key is kept
+    assert main([*argv[:-4], "--key-seed", "2", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "detector.safetensors").read_bytes() != first

@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 from daain_ros.cli.arguments import non_negative_int, positive_int
-from daain_ros.detector.artifact import save_detector
+from daain_ros.detector.artifact import METADATA, TENSORS, save_detector
 from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.detector.heads import HEAD_KINDS
 from daain_ros.device import resolve_device
+from daain_ros.errors import DaainError
 from daain_ros.evaluation.anomalies import perturb
 from daain_ros.io.sources import every_kth, open_source, parse_frames
 from daain_ros.segmentation.espnet import load_espnet
@@ -31,6 +32,8 @@ def register(sub):
     parser.add_argument("--every", type=positive_int, default=1,
                         help="take every K-th frame of each source's range (default 1: all)")
     parser.add_argument("--out", required=True, type=Path, help="detector directory to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the detector in --out (its secret key is lost; exports bound to it stop loading)")
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
     parser.add_argument("--dims", type=positive_int, default=FitConfig.target_dims, help="sampled activations")
@@ -71,6 +74,9 @@ def _config(args):
 
 def run(args):
     """Fit in this process, or with ``--address`` extract the activations on Ray; write the detector."""
+    if not args.overwrite and any((args.out / name).exists() for name in (METADATA, TENSORS)):
+        raise DaainError(f"{args.out}: holds a detector already, whose secret key a new fit would replace: choose "
+                         "another --out, or --overwrite")
     config = _config(args)
     frames = parse_frames(args.frames)
     workers = None

@@ -196,6 +196,7 @@ def test_play_and_record_argument_and_bag_errors_are_one_line(mixed_bag, tmp_pat
 # -- play -> detector_node -> record ----------------------------------------------------------------------
 
 FIRST, COUNT, FLIPPED = 150, 6, (153, 156)
+NODE_OUTPUTS = ("/daain/anomaly", "/daain/score", "/daain/segmentation", "/diagnostics")
 
 
 def _stamp(frame):
@@ -224,14 +225,18 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     node = start_node(tmp_path / "node.log", model_path=model, detector_path=fitted_detector, device="cpu",
                       image_reliability="reliable", stale_timeout=5.0)
     out = tmp_path / "recorded"
-    recorder = subprocess.Popen(daain("record", out, "--topics", "/daain/anomaly", "/daain/score",
-                                      "/daain/segmentation", "/diagnostics", TOPIC),
+    recorder = subprocess.Popen(daain("record", out, "--topics", *NODE_OUTPUTS, TOPIC),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = Client("daain_bag_test_client")
     try:
         assert main(["bag", "evaluate", str(drive_bag), "--detector", str(fitted_detector), "--model",
                      str(model), "--out", str(tmp_path / "offline"), "--device", "cpu"]) == 0
         client.wait_for_node(node.process)
+        # the recorder subscribes to each topic once it sees a publisher; one that discovers the node late
+        # (Fast DDS repeats a participant's announcement every few seconds) would miss the first verdicts
+        assert client.spin_until(lambda: all(
+            any(info.node_name == "daain_bag_recorder" for info in client.node.get_subscriptions_info_by_topic(t))
+            for t in NODE_OUTPUTS), 60.0), "the recorder did not subscribe to the node's outputs"
         played = subprocess.run(daain("play", drive_bag, "--rate", 0.1, "--wait-for-subscribers", 2,
                                       "--topic-remap", f"/camera/image_raw:={TOPIC}"),
                                 capture_output=True, text=True, timeout=120)

@@ -21,31 +21,7 @@ from daain_ros.device import resolve_device
 from daain_ros.errors import DaainError
 from daain_ros.segmentation.espnet import load_espnet
 from daain_ros.segmentation.preprocess import preprocess
-
-
-def check_threshold(value):
-    """``value`` when it is a threshold a score can be judged against; inf and NaN raise ``DaainError``.
-
-    No score exceeds an infinite threshold, so it would silence the flag for every frame that can be judged.
-    """
-    if not math.isfinite(value):
-        raise DaainError(f"threshold {value}: expected a finite score (none exceeds inf: no frame would be flagged)")
-    return value
-
-
-def judging_threshold(detector, threshold=None):
-    """``threshold``, or without one the detector's calibrated threshold; either must be finite.
-
-    A detector that was never calibrated has an infinite threshold (``daain fit`` calibrates it): judged
-    against it, no frame would ever be flagged.
-    """
-    if threshold is not None:
-        return check_threshold(float(threshold))
-    calibrated = float(detector.threshold)
-    if not math.isfinite(calibrated):
-        raise DaainError(f"the detector's threshold is {calibrated}: it was never calibrated ('daain fit' "
-                         "calibrates it); give a threshold")
-    return calibrated
+from daain_ros.thresholds import judging_threshold
 
 
 @dataclass(frozen=True)

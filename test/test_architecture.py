@@ -39,6 +39,11 @@ def test_bag_play_and_record_load_without_torch():
     assert _loaded_after("import daain_ros.ros.bag_play, daain_ros.ros.bag_record", ["torch", "FrEIA"]) == []
 
 
+def test_the_fleet_driver_loads_without_torch():
+    """``daain fleet evaluate`` checks its options and drives Ray without torch; only its workers load it."""
+    assert _loaded_after("import daain_ros.cli.fleet, daain_ros.fleet.evaluate", ["torch"]) == []
+
+
 def test_io_loads_without_torch_and_rclpy():
     statement = ("import daain_ros.io.sources, daain_ros.io.rosbag, daain_ros.io.labels, daain_ros.io.synthetic, "
                  "daain_ros.io.images, daain_ros.io.image_codec")

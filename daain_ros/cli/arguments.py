@@ -4,12 +4,11 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""Argument types shared by the ``daain`` sub-commands."""
+"""Argument types shared by the ``daain`` sub-commands (without torch: the fleet driver uses them too)."""
 
 import argparse
 from fractions import Fraction
 
-from daain_ros.accelerate import COMPILE_MODES
 from daain_ros.deploy import BACKEND_CHOICES
 
 
@@ -46,6 +45,8 @@ def add_backend_options(parser):
 
     ``--compile`` applies to ``torch`` (:func:`daain_ros.accelerate.accelerate`).
     """
+    from daain_ros.accelerate import COMPILE_MODES  # torch: this module serves the torch-free commands too
+
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                         help="torch: the one-graph monitor in PyTorch; onnxruntime: its ONNX export on the CPU; "
                              "auto: onnxruntime on a CPU, torch on CUDA (default %(default)s: no export at start)")

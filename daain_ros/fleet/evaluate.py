@@ -28,9 +28,9 @@ from daain_ros.fleet.criteria import read_criteria
 from daain_ros.fleet.pool import WorkerPool, WorkerSpec
 from daain_ros.fleet.summary import EVALUATED, FAILED, SKIPPED, UNREADABLE, bag_row, overall
 from daain_ros.fleet.worker import BagJob, BagWorker
-from daain_ros.pipeline import check_threshold
 from daain_ros.provenance import provenance
 from daain_ros.ros.debounce import KOfN
+from daain_ros.thresholds import check_threshold
 
 
 def _disk_size(path):

@@ -18,8 +18,9 @@ import torch
 
 from daain_ros.device import resolve_device
 from daain_ros.errors import DaainError, ImageError, one_line
-from daain_ros.pipeline import Pipeline, check_threshold, judging_threshold
+from daain_ros.pipeline import Pipeline
 from daain_ros.ros import health
+from daain_ros.thresholds import check_threshold, judging_threshold
 
 #: Clean frames scoring above this quantile of the detector's clean validation scores are WARN.
 WARN_QUANTILE = "0.9"

@@ -35,7 +35,6 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from daain_ros.errors import DaainError, one_line  # noqa: E402
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg  # noqa: E402
-from daain_ros.pipeline import judging_threshold  # noqa: E402
 from daain_ros.ros import health  # noqa: E402
 from daain_ros.ros.debounce import KOfN  # noqa: E402
 from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
@@ -45,6 +44,7 @@ from daain_ros.ros.model import free_memory, given_threshold, load_pipeline, res
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
 from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
+from daain_ros.thresholds import judging_threshold  # noqa: E402
 
 NODE_NAME = "detector_node"
 #: While not judging, the standing verdict is published again this often, for diagnostics that join late.
@@ -212,9 +212,8 @@ class DetectorNode(LifecycleNode):
         try:
             KOfN(*(values.get(name, self._param(name)) for name in ("debounce_k", "debounce_n")))
             if "threshold" in values:  # a negative one needs a calibrated detector once one is loaded
-                judge = self._judge
                 given = given_threshold(values["threshold"])
-                if judge is not None:
+                if (judge := self._judge) is not None:
                     judging_threshold(judge.pipeline.detector, given)
         except DaainError as exc:
             reason = reason or str(exc)

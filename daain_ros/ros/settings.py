@@ -18,9 +18,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from daain_ros.accelerate import COMPILE_MODES
 from daain_ros.deploy import BACKEND_CHOICES
 from daain_ros.errors import DaainError
-from daain_ros.pipeline import check_threshold
 from daain_ros.ros.debounce import KOfN
 from daain_ros.ros.qos import RELIABILITY
+from daain_ros.thresholds import check_threshold
 
 #: One intra-op thread per core: with torch's threads waiting passively (the node sets OMP_WAIT_POLICY) and
 #: ONNX Runtime's pool not spinning, a competing process slows the node down gracefully instead of stalling it

@@ -12,6 +12,7 @@ only in bounded ``spin_once`` loops.
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.srv import SetParametersAtomically  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -79,6 +81,32 @@ def running_node(log_path, client_name, while_starting=None, **params):
         client.close()
         code = child.stop()
     assert code == 0, f"detector_node exited with {code} on SIGINT:\n{log_path.read_text()[-3000:]}"
+
+
+@contextlib.contextmanager
+def spun_node(client_name, active=True, **parameters):
+    """An in-process node spun by its own executor on a thread, and a ``Client``: (node, executor, client).
+
+    The node is :func:`in_process_node`'s, spun as ``detector_node`` spins it; all three are torn down on leaving.
+
+    :param active: configure and activate the node before it spins (else it stays unconfigured).
+    """
+    context = Context()
+    node = in_process_node(context, **parameters)
+    executor = SingleThreadedExecutor(context=context)
+    client = Client(client_name)
+    try:
+        if active:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        yield node, executor, client
+    finally:
+        client.close()
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def in_process_node(context, **parameters):

@@ -13,15 +13,10 @@ on a thread, and a real rclpy client in another context sends frames and records
 ``/clock`` is published, so ROS time stays at zero.
 """
 
-import threading
 import time
 
 import pytest
-import rclpy
-from node_harness import Client, in_process_node
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import TransitionCallbackReturn
+from node_harness import spun_node
 
 from daain_ros.demo.drive import DEMO_STREET
 from daain_ros.io.sources import open_source, parse_frames
@@ -30,16 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_silence_after_frames_is_reported_stale_when_sim_time_stands_still():
-    context = Context()
-    node = in_process_node(context, device="cpu", workers=1, stale_timeout=0.5, image_reliability="reliable",
-                           use_sim_time=True)
-    executor = SingleThreadedExecutor(context=context)
-    client = Client("daain_sim_time_client")
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+    with spun_node("daain_sim_time_client", device="cpu", workers=1, stale_timeout=0.5, image_reliability="reliable",
+                   use_sim_time=True) as (_, _, client):
         assert client.spin_until(lambda: client.image_pub.get_subscription_count() > 0, timeout=10.0)
         frame = next(iter(open_source(DEMO_STREET, parse_frames("0:1")))).image  # judged normal by the default
         sent = time.monotonic()  # the node received the frame after this
@@ -54,8 +41,3 @@ def test_silence_after_frames_is_reported_stale_when_sim_time_stands_still():
         assert stale["level"] == "STALE" and stale["anomaly"] == "true"
         assert client.spin_until(lambda: client.anomaly[-1] is True, timeout=2.0), \
             "the flag stayed lowered while the camera was silent"
-    finally:
-        client.close()
-        executor.shutdown(timeout_sec=5)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)

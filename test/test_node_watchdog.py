@@ -17,11 +17,7 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
-from node_harness import Client, in_process_node
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import TransitionCallbackReturn
+from node_harness import spun_node
 
 import daain_ros.ros.judging as judging
 
@@ -36,29 +32,18 @@ def watched(monkeypatch, broken_infer, stale_timeout, cause, timeout, release=No
     waits on) before the node is torn down.
     """
     monkeypatch.setattr(judging, "infer", broken_infer)
-    context = Context()
-    node = in_process_node(context, device="cpu", workers=1, stale_timeout=stale_timeout,
-                           image_reliability="reliable")
-    executor = SingleThreadedExecutor(context=context)
-    client = Client("daain_watchdog_client")
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        frame = np.random.default_rng(0).integers(0, 256, (256, 512, 3), np.uint8)
-        deadline = time.monotonic() + timeout
-        while not any(cause in s["message"] for s in client.statuses) and time.monotonic() < deadline:
-            client.send_frame(frame)
-            client.spin_until(lambda: False, 0.1)
-        return list(client.statuses), list(client.anomaly), time.monotonic()
-    finally:
-        if release is not None:
-            release.set()
-        client.close()
-        executor.shutdown(timeout_sec=5)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    with spun_node("daain_watchdog_client", device="cpu", workers=1, stale_timeout=stale_timeout,
+                   image_reliability="reliable") as (_, _, client):
+        try:
+            frame = np.random.default_rng(0).integers(0, 256, (256, 512, 3), np.uint8)
+            deadline = time.monotonic() + timeout
+            while not any(cause in s["message"] for s in client.statuses) and time.monotonic() < deadline:
+                client.send_frame(frame)
+                client.spin_until(lambda: False, 0.1)
+            return list(client.statuses), list(client.anomaly), time.monotonic()
+        finally:
+            if release is not None:
+                release.set()
 
 
 def test_a_worker_that_dies_raises_the_flag_as_inference_worker_stopped(monkeypatch):

@@ -8,8 +8,8 @@
 
 The flag is latched, so without this a safety monitor would keep the last value, "normal" included, of a
 node that no longer judges. A real rclpy subscriber asks for the node's lease and records its liveliness
-events over DDS; the node runs in this process (its executor stopped to stand for a stuck node) or as its own
-process (killed).
+events over DDS; the node runs in this process (unconfigured; its executor stopped to stand for a stuck node)
+or as its own process (active without frames, so that only the heartbeat asserts liveliness; then killed).
 """
 
 import threading
@@ -17,7 +17,7 @@ import time
 
 import pytest
 import rclpy
-from node_harness import Client, in_process_node, start_node
+from node_harness import DETECTOR, MODEL, Client, in_process_node, start_node
 from rclpy.context import Context
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
@@ -29,15 +29,19 @@ pytestmark = pytest.mark.slow
 
 
 class LivelinessWatch:
-    """A subscription to the flag with the node's lease: ``alive`` is the writers' alive count, None before any."""
+    """A subscription to the flag with the node's lease: ``alive`` is the writers' alive count, None before any.
+
+    ``events`` lists (seconds since the watch began, alive count) for a failure's message.
+    """
 
     def __init__(self, client):
-        self.alive = None
+        self.alive, self.events, self._began = None, [], time.monotonic()
         client.node.create_subscription(Bool, "/daain/anomaly", lambda _msg: None, FLAG,
                                         event_callbacks=SubscriptionEventCallbacks(liveliness=self._changed))
 
     def _changed(self, info):
         self.alive = info.alive_count
+        self.events.append((round(time.monotonic() - self._began, 2), info.alive_count))
 
 
 def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_stops():
@@ -64,12 +68,26 @@ def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_
         rclpy.try_shutdown(context=context)
 
 
-def test_a_killed_node_loses_the_flags_liveliness_within_the_lease(tmp_path):
-    child = start_node(tmp_path / "node.log", device="cpu", autostart=False)
+def test_an_active_node_without_frames_keeps_the_flag_alive_and_a_killed_one_loses_it(tmp_path):
+    """Active, with no frame and a stale_timeout beyond the test: only the heartbeat's assertion keeps it alive.
+
+    Its last flag ("waiting") came at activation, so without ``assert_alive`` the flag would lapse after the lease
+    although the node is alive and well (a camera that pauses for less than stale_timeout).
+    """
+    child = start_node(tmp_path / "node.log", model_path=MODEL, detector_path=DETECTOR, device="cpu",
+                       stale_timeout=60.0)
     client = Client("daain_liveliness_kill_client")
     watch = LivelinessWatch(client)
     try:
-        assert client.spin_until(lambda: watch.alive == 1, 60.0), "the flag's writer never became alive"
+        client.wait_for_node(child.process)
+        assert client.spin_until(lambda: client.lifecycle_state() == "active", 60.0), "the node did not activate"
+        assert client.spin_until(lambda: watch.alive == 1, 30.0), \
+            f"the flag's writer never became alive (liveliness events: {watch.events})"
+        client.spin_until(lambda: False, 1.0)  # activation's flag (published before the state turns active) lands
+        flags = len(client.anomaly)
+        assert not client.spin_until(lambda: watch.alive != 1, 2 * LIVELINESS_LEASE_S), \
+            f"the flag's liveliness lapsed while the node ran (liveliness events: {watch.events})"
+        assert len(client.anomaly) == flags, "a flag was published, so the heartbeat's assertion was not tested"
         child.process.kill()
         assert client.spin_until(lambda: watch.alive == 0, LIVELINESS_LEASE_S + 3.0), \
             "a killed node's flag still counted as alive"

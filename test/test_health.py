@@ -63,3 +63,13 @@ def test_ros_free_node_parts_import_without_rclpy():
             "import daain_ros.ros.debounce, daain_ros.ros.frame_slot, daain_ros.ros.health, daain_ros.io.image_codec")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_shared_flag_is_raised_at_error_and_names_the_other_publishers():
+    normal = health.frame_verdict(0.5, 1.0, False, False)
+    assert health.shared_flag(normal, (), "/daain/anomaly") is normal
+    shared = health.shared_flag(normal, ("/front/detector_node", "/rosbag2_player"), "/daain/anomaly")
+    assert (shared.anomalous, shared.level, shared.cause) == (True, health.ERROR, "shared flag")
+    assert (shared.score, shared.threshold) == (0.5, 1.0)
+    assert shared.message.startswith("2 other publisher(s) on /daain/anomaly (/front/detector_node, /rosbag2_player)")
+    assert shared.message.endswith("this node's verdict: normal")

@@ -133,6 +133,31 @@ def test_late_subscriber_gets_the_current_flag_at_once(node, frames):
         assert late[0] is anomalous
 
 
+def test_another_publisher_on_the_flag_raises_it_until_it_goes(node, frames):
+    """A second writer on /daain/anomaly (a detector without its own namespace, a replayed bag) hides verdicts."""
+    process, client = node
+    clean = frames[0][0]
+    verdict, flags = judge(client, clean)
+    assert verdict["anomaly"] == "false", verdict
+    rival = client.node.create_publisher(Bool, "/daain/anomaly", LATCHED)  # publishes nothing
+    shared = "other publisher(s) on /daain/anomaly (/daain_test_client)"
+    try:
+        # the heartbeat (every second) reads the graph and republishes the last verdict, now raised
+        assert client.spin_until(lambda: any(shared in s["message"] for s in client.statuses[-3:]), 5.0), \
+            [s["message"] for s in client.statuses[-3:]]
+        assert client.anomaly[-1] is True
+        verdict, flags = judge(client, clean)
+        assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR") and shared in verdict["message"], verdict
+        assert verdict["message"].endswith(("this node's verdict: normal", "verdict: score near the threshold"))
+        assert client.anomaly_after(flags, True) and False not in client.anomaly[flags:]
+    finally:
+        client.node.destroy_publisher(rival)
+    assert client.spin_until(lambda: shared not in client.statuses[-1]["message"], 5.0), "the flag stayed shared"
+    verdict, flags = judge(client, clean)
+    assert verdict["anomaly"] == "false", verdict
+    assert client.anomaly_after(flags, False)
+
+
 def test_threshold_is_set_at_run_time_and_inf_or_nan_is_refused(node, frames):
     process, client = node
     clean, calibrated = frames[0][0], frames[2][0].threshold

@@ -76,6 +76,18 @@ def stale(silent_s, topic):
     return Verdict(True, STALE, f"no input on {topic} for {silent_s:.2f} s", cause="stale")
 
 
+def shared_flag(verdict, rivals, topic):
+    """``verdict`` as published while other nodes (``rivals``, their names) publish on the flag's ``topic`` too.
+
+    A subscriber cannot tell whose value it got, so the flag is raised, at ERROR, naming them.
+    """
+    if not rivals:
+        return verdict
+    return Verdict(True, ERROR, f"{len(rivals)} other publisher(s) on {topic} ({', '.join(rivals)}): subscribers "
+                   f"cannot tell their flags from this node's (give each detector a namespace of its own); this "
+                   f"node's verdict: {verdict.message}", verdict.score, verdict.threshold, "shared flag")
+
+
 def format_stamp(sec, nanosec):
     return f"{sec}.{nanosec:09d}"
 

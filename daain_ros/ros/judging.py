@@ -154,5 +154,5 @@ class FrameJudge:
     def _publish(self, verdict, header=None, arrived=None):
         """Publishes the flag and the diagnostic of ``verdict`` (call with the lock held)."""
         latency_ms = (time.monotonic() - arrived) * 1e3 if arrived is not None else None
-        values = health.key_values(verdict, self._last_stamp, latency_ms, self._processed, self._slot.dropped)
-        self._verdicts.publish(verdict, values, self.topic, header.stamp if header is not None else None)
+        facts = (self._last_stamp, latency_ms, self._processed, self._slot.dropped)
+        self._verdicts.publish(verdict, facts, self.topic, header.stamp if header is not None else None)

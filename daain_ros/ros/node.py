@@ -192,6 +192,7 @@ class DetectorNode(LifecycleNode):
         self._verdicts.assert_alive()  # on this executor: a stuck executor lets the flag's liveliness lapse
         if self._sub is None:
             self._publish(self._standing)
+        self._verdicts.check_rivals()
 
     def _report(self, verdict):
         """Publishes a verdict while no frame is judged; the heartbeat repeats it."""
@@ -204,7 +205,7 @@ class DetectorNode(LifecycleNode):
         if judge is not None:
             judge.report(verdict)
         else:
-            self._verdicts.publish(verdict, health.key_values(verdict, None, None, 0, 0), "")
+            self._verdicts.publish(verdict, (None, None, 0, 0), "")
 
     def _check_parameters(self, params):
         values = {p.name: p.value for p in params}

@@ -11,6 +11,8 @@ monitor must still say "do not trust"); segmentation, overlay and score are life
 configure and enabled only while the node is active.
 """
 
+import threading
+
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
@@ -43,7 +45,12 @@ def diagnostic_status(verdict, values, name, hardware_id):
 
 
 class VerdictPublisher:
-    """Publishes each verdict as the latched flag and one diagnostic status, and logs its cause (throttled)."""
+    """Publishes each verdict as the latched flag and one diagnostic status, and logs its cause (throttled).
+
+    Every other publisher on the flag's topic (a second detector without a namespace of its own, a replayed bag)
+    raises the flag: a subscriber cannot tell its values from this node's, and its "normal" would hide this
+    node's "anomalous". :meth:`check_rivals` reads them from the ROS graph.
+    """
 
     def __init__(self, node):
         self._node = node
@@ -51,20 +58,47 @@ class VerdictPublisher:
         self._diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._throttle = health.CauseThrottle()
         self._name = f"{node.get_fully_qualified_name()}: DAAIN anomaly detector"
+        self._lock = threading.Lock()  # the heartbeat republishes on the executor while workers publish
+        self._rivals = ()
+        self._last = None
 
     def assert_alive(self):
         """Tells the flag's subscribers that the node is alive (publishing a flag tells them too)."""
         self._flag.assert_liveliness()
 
-    def publish(self, verdict, values, hardware_id, stamp=None):
-        """:param values: the diagnostic key-values; :param stamp: the frame's, else now."""
+    def check_rivals(self):
+        """Reads the flag topic's other publishers from the ROS graph; republishes the last verdict if they changed."""
+        names = [f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+                 for info in self._node.get_publishers_info_by_topic(self._flag.topic_name)]
+        own = self._node.get_fully_qualified_name()
+        if own in names:
+            names.remove(own)
+        with self._lock:
+            if tuple(sorted(names)) != self._rivals:
+                self._rivals = tuple(sorted(names))
+                if self._last is not None:
+                    self._publish(*self._last)
+
+    def publish(self, verdict, facts, hardware_id, stamp=None):
+        """Publishes ``verdict``, raised while the flag's topic has other publishers.
+
+        :param facts: (frame stamp, latency ms, frames processed, frames dropped) for the diagnostic's values.
+        :param stamp: the frame's header stamp, else now.
+        """
+        with self._lock:
+            self._last = (verdict, facts, hardware_id, stamp)
+            self._publish(*self._last)
+
+    def _publish(self, verdict, facts, hardware_id, stamp):
+        verdict = health.shared_flag(verdict, self._rivals, self._flag.topic_name)
         line = verdict.cause and self._throttle.filter(verdict.cause, verdict.message)
         if line and verdict.level == health.STALE:
             self._node.get_logger().warning(line)
         elif line:  # rclpy fixes a call site's severity, hence two calls
             self._node.get_logger().error(line)
         self._flag.publish(Bool(data=verdict.anomalous))
-        array = DiagnosticArray(status=[diagnostic_status(verdict, values, self._name, hardware_id)])
+        status = diagnostic_status(verdict, health.key_values(verdict, *facts), self._name, hardware_id)
+        array = DiagnosticArray(status=[status])
         array.header.stamp = stamp if stamp is not None else self._node.get_clock().now().to_msg()
         self._diagnostics.publish(array)
 

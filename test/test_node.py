@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 from node_harness import REPO, frame_msg, node_command, rss_mb, running_node
+from rcl_interfaces.msg import Log
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
@@ -166,12 +167,19 @@ def test_threshold_is_set_at_run_time_and_inf_or_nan_is_refused(node, frames):
         assert not refused.successful and "expected a finite score" in refused.reason, refused
     verdict, _ = judge(client, clean)  # still judged at the calibrated threshold
     assert verdict["anomaly"] == "false" and float(verdict["threshold"]) == pytest.approx(calibrated, rel=1e-5)
+    logs = []
+    rosout = client.node.create_subscription(Log, "/rosout", logs.append, 100)
     try:
         assert client.set_parameters(threshold=0.0).successful  # every score is above 0
         verdict, _ = judge(client, clean)
         assert (verdict["anomaly"], float(verdict["threshold"])) == ("true", 0.0), verdict
+        # a change that decides what is flagged leaves a warning in the log, with what is now in force
+        assert client.spin_until(lambda: any(
+            log.name == "detector_node" and log.level == Log.WARN and "set at run time: threshold 0.0" in log.msg
+            and "threshold 0," in log.msg for log in logs), 5.0), [log.msg for log in logs]
     finally:
         assert client.set_parameters(threshold=-1.0).successful  # back to the calibrated one
+        client.node.destroy_subscription(rosout)
     assert judge(client, clean)[0]["anomaly"] == "false"
 
 

@@ -228,6 +228,8 @@ class DetectorNode(LifecycleNode):
             judge.set_debounce(self._param("debounce_k"), self._param("debounce_n"))
         if "threshold" in names:
             judge.set_threshold(self._param("threshold"))
+        changed = ", ".join(f"{p.name} {p.value}" for p in params)
+        self.get_logger().warning(f"set at run time: {changed}; now judging {judge.describe()}")
 
     def destroy_node(self):
         self._release()

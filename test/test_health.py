@@ -73,3 +73,11 @@ def test_a_shared_flag_is_raised_at_error_and_names_the_other_publishers():
     assert (shared.score, shared.threshold) == (0.5, 1.0)
     assert shared.message.startswith("2 other publisher(s) on /daain/anomaly (/front/detector_node, /rosbag2_player)")
     assert shared.message.endswith("this node's verdict: normal")
+
+
+def test_a_late_verdict_is_raised_at_error_and_keeps_the_frames_own():
+    late = health.late(health.frame_verdict(0.5, 1.0, False, False), 1.234, 1.0)
+    assert (late.anomalous, late.level, late.cause) == (True, health.ERROR, "late")
+    assert (late.score, late.threshold) == (0.5, 1.0)
+    assert late.message == ("verdict 1.23 s after the frame arrived, beyond max_latency 1 s: too old to stand for "
+                            "the camera now (the frame's own: normal)")

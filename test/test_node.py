@@ -183,6 +183,27 @@ def test_threshold_is_set_at_run_time_and_inf_or_nan_is_refused(node, frames):
     assert judge(client, clean)[0]["anomaly"] == "false"
 
 
+def test_a_verdict_later_than_max_latency_raises_the_flag(node, frames):
+    """Set at run time so low that every verdict is late: the clean frame's "normal" must not stand."""
+    process, client = node
+    clean = frames[0][0]
+    for bad in (0.0, -1.0, float("inf")):
+        refused = client.set_parameters(max_latency=bad)
+        assert not refused.successful and "expected a finite number of seconds > 0" in refused.reason, refused
+    assert client.set_parameters(max_latency=1e-6).successful
+    try:
+        verdict, flags = judge(client, clean)
+        assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR"), verdict
+        assert "beyond max_latency 1e-06 s: too old to stand for the camera now" in verdict["message"], verdict
+        assert float(verdict["latency ms"]) > 1e-3
+        assert client.anomaly_after(flags, True)
+    finally:
+        assert client.set_parameters(max_latency=1.0).successful
+    verdict, flags = judge(client, clean)
+    assert verdict["anomaly"] == "false", verdict
+    assert client.anomaly_after(flags, False)
+
+
 def test_k_of_n_debounce_is_set_at_run_time_and_holds_the_flag(node, frames):
     process, client = node
     clean, flipped, _ = frames

@@ -49,6 +49,8 @@ def test_backend_threads_and_compile_are_read():
     (dict(workers=-2), r"parameter workers=-2: expected 0 \(the default\) or more"),
     (dict(stale_timeout=0.0), "parameter stale_timeout=0.0: expected a finite number of seconds > 0"),
     (dict(stale_timeout=float("inf")), "parameter stale_timeout=inf: expected a finite number of seconds > 0"),
+    (dict(max_latency=-1.0), "parameter max_latency=-1.0: expected a finite number of seconds > 0"),
+    (dict(max_latency=float("inf")), "parameter max_latency=inf: expected a finite number of seconds > 0"),
     (dict(threshold=float("inf")), "threshold inf: expected a finite score"),
     (dict(threshold=float("nan")), "threshold nan: expected a finite score"),
     (dict(workers=2, device="cuda"), "parameter workers=2 on CUDA: expected 0 or 1" if torch.cuda.is_available()

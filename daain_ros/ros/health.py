@@ -76,6 +76,16 @@ def stale(silent_s, topic):
     return Verdict(True, STALE, f"no input on {topic} for {silent_s:.2f} s", cause="stale")
 
 
+def late(verdict, latency_s, max_latency_s):
+    """A judged frame's ``verdict`` when it came ``latency_s`` after the frame arrived, beyond ``max_latency_s``.
+
+    The camera has moved on: a "normal" about an old frame must not stand for now, so the flag is raised, at ERROR.
+    """
+    return Verdict(True, ERROR, f"verdict {latency_s:.2f} s after the frame arrived, beyond max_latency "
+                   f"{max_latency_s:g} s: too old to stand for the camera now (the frame's own: {verdict.message})",
+                   verdict.score, verdict.threshold, "late")
+
+
 def shared_flag(verdict, rivals, topic):
     """``verdict`` as published while other nodes (``rivals``, their names) publish on the flag's ``topic`` too.
 

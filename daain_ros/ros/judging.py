@@ -47,6 +47,7 @@ class FrameJudge:
         self._warn_above = warn_level(pipeline)
         self._results = ResultPublishers(node, settings.publish_color)
         self._active, self._processed, self._last_stamp = False, 0, None
+        self._max_latency = settings.max_latency
         self._busy_since = [None] * workers  # per worker: when its frame's inference started
         self._last_arrival = time.monotonic()
         self._inference = inference
@@ -93,11 +94,15 @@ class FrameJudge:
         return (f"{width}x{height} on {self.pipeline.device} ({backend}, {len(self._workers)} worker(s) of "
                 f"{settings.threads or 'default'} thread(s){compile_mode}), "
                 f"threshold {self.pipeline.threshold:.6g}, debounce {self._debounce.k} of "
-                f"{self._debounce.n}")
+                f"{self._debounce.n}, max latency {self._max_latency:g} s")
 
     def set_debounce(self, k, n):
         with self._lock:
             self._debounce = KOfN(k, n)
+
+    def set_max_latency(self, seconds):
+        with self._lock:
+            self._max_latency = seconds
 
     def set_threshold(self, value):
         with self._lock:
@@ -127,7 +132,10 @@ class FrameJudge:
                 self._publish(failed, msg.header, arrived)
                 return
             self._results.publish(result, image, msg.header)
-            self._publish(self._verdict(result), msg.header, arrived)
+            verdict, latency = self._verdict(result), time.monotonic() - arrived
+            if latency > self._max_latency:
+                verdict = health.late(verdict, latency, self._max_latency)
+            self._publish(verdict, msg.header, arrived)
 
     def _verdict(self, result):
         flag = self._debounce.update(result.anomalous)

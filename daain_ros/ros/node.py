@@ -42,7 +42,7 @@ from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
 from daain_ros.ros.model import free_memory, given_threshold, load_pipeline, resolve_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
-from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, refused_change  # noqa: E402
+from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, check_seconds, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
 from daain_ros.thresholds import judging_threshold  # noqa: E402
 
@@ -212,6 +212,8 @@ class DetectorNode(LifecycleNode):
         reason = refused_change(values, configured=self._judge is not None or self._configuring)
         try:
             KOfN(*(values.get(name, self._param(name)) for name in ("debounce_k", "debounce_n")))
+            if "max_latency" in values:
+                check_seconds("max_latency", values["max_latency"])
             if "threshold" in values:  # a negative one needs a calibrated detector once one is loaded
                 given = given_threshold(values["threshold"])
                 if (judge := self._judge) is not None:
@@ -228,6 +230,8 @@ class DetectorNode(LifecycleNode):
             judge.set_debounce(self._param("debounce_k"), self._param("debounce_n"))
         if "threshold" in names:
             judge.set_threshold(self._param("threshold"))
+        if "max_latency" in names:
+            judge.set_max_latency(self._param("max_latency"))
         changed = ", ".join(f"{p.name} {p.value}" for p in params)
         self.get_logger().warning(f"set at run time: {changed}; now judging {judge.describe()}")
 

@@ -55,10 +55,12 @@ PARAMETERS = {
     "debounce_k": (1, "the flag is raised while at least k of the last n frames are anomalous"),
     "debounce_n": (1, "length n of the debounce window (k <= n)"),
     "stale_timeout": (0.5, "seconds without input before the node reports STALE and anomaly true (finite, > 0)"),
+    "max_latency": (1.0, "seconds from a frame's arrival to its verdict beyond which the verdict raises the flag "
+                         "(too old to stand for the camera now; finite, > 0)"),
     "publish_color": (False, "also publish daain/segmentation/color, an rgb8 palette overlay"),
 }
 READ_ONLY = frozenset({"autostart"})
-RUN_TIME = frozenset({"threshold", "debounce_k", "debounce_n"})
+RUN_TIME = frozenset({"threshold", "debounce_k", "debounce_n", "max_latency"})
 CONFIGURE_TIME = frozenset(PARAMETERS) - READ_ONLY - RUN_TIME
 TRANSPORTS = ("raw", "compressed")
 
@@ -66,6 +68,13 @@ TRANSPORTS = ("raw", "compressed")
 def check_choice(name, value, choices):
     if value not in choices:
         raise DaainError(f"parameter {name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def check_seconds(name, value):
+    """A duration parameter: finite and > 0."""
+    if not 0 < value < math.inf:
+        raise DaainError(f"parameter {name}={value}: expected a finite number of seconds > 0")
     return value
 
 
@@ -89,6 +98,7 @@ class Settings:
     debounce_k: int
     debounce_n: int
     stale_timeout: float
+    max_latency: float
     publish_color: bool
 
     @classmethod
@@ -98,9 +108,8 @@ class Settings:
         for name in ("model_path", "detector_path"):
             if not getattr(settings, name):
                 raise DaainError(f"parameter {name} is empty: expected a path (see config/detector.yaml)")
-        if not 0 < settings.stale_timeout < math.inf:  # an infinite one would never report a silent camera
-            raise DaainError(f"parameter stale_timeout={settings.stale_timeout}: expected a finite number of "
-                             "seconds > 0")
+        check_seconds("stale_timeout", settings.stale_timeout)  # an infinite one would never report a silent camera
+        check_seconds("max_latency", settings.max_latency)  # an infinite one would let any old verdict stand
         check_choice("image_transport", settings.image_transport, TRANSPORTS)
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
         check_choice("backend", settings.backend, BACKEND_CHOICES)

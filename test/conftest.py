@@ -8,6 +8,7 @@
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -63,6 +64,15 @@ def exported(tmp_path_factory):
     assert cli.main(["export", "--model", str(default_model_path()), "--detector", str(default_detector_path()),
                      "--out", str(out), "--size", "512x256"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def head_commit():
+    """The full hash of this checkout's HEAD, read by git itself, not by the provenance code under test."""
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"{REPO} is not a git checkout: no commit to compare provenance with")
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")

@@ -158,16 +158,12 @@ def test_cli_refuses_to_overwrite_and_missing_sources(tmp_path, image_dir, capsy
     assert "nodir: no such folder" in capsys.readouterr().err
 
 
-def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, monkeypatch, capsys):
-    from daain_ros.errors import ImageError
-    from daain_ros.evaluation import anomalies
-
-    def perturb(kind, images, **_):
-        raise ImageError(f"cannot apply {kind}")
-
-    monkeypatch.setattr(anomalies, "perturb", perturb)
+def test_failed_perturbation_leaves_no_bag(tmp_path, image_dir, capsys):
+    """Frame 5, one row high, cannot be fogged; frames 0-4 are already in the bag when it fails."""
+    write_image(image_dir / "img5.png", np.zeros((1, 32, 3), np.uint8))
     assert main(["bag", "from-images", str(image_dir), str(tmp_path / "bag"), "--inject", "fog:4-6"]) == 2
-    assert "cannot apply fog" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "image of shape (1, 32, 3) and dtype uint8: expected HxWx3 BGR uint8, at least 2x2" in err, err
     assert not (tmp_path / "bag").exists()
 
 

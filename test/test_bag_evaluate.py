@@ -125,11 +125,11 @@ def test_output_bag_has_the_input_and_the_detector_topics_on_the_original_stamps
                                        "/daain/anomaly": ("std_msgs/msg/Bool", 8),
                                        "/daain/score": ("std_msgs/msg/Float32", 8)}
     serialize = typestore().serialize_cdr
-    copies = zip(read_messages(bag, TOPIC), read_messages(out / "bag", TOPIC))
+    copies = zip(read_messages(bag, TOPIC), read_messages(out / "bag", TOPIC), strict=True)
     for (_, log_in, msg_in), (_, log_out, msg_out) in copies:
         assert log_in == log_out and bytes(serialize(msg_in, IMAGE)) == bytes(serialize(msg_out, IMAGE))
     segmentation = list(read_messages(out / "bag", "/daain/segmentation"))
-    for (_, log_ns, msg), result, when in zip(segmentation, expected, stamps):
+    for (_, log_ns, msg), result, when in zip(segmentation, expected, stamps, strict=True):
         assert log_ns == when and msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == when
         assert (msg.encoding, msg.header.frame_id) == ("mono8", "front")
         agreement = (msg.data.reshape(msg.height, msg.width) == result.labels).mean()
@@ -255,7 +255,7 @@ def test_the_bag_commands_load_without_rclpy():
     assert done.returncode == 0, done.stderr
 
 
-def test_daain_report_renders_the_bag_evaluation_as_its_report_does(evaluated, tmp_path):
+def test_daain_report_renders_the_bag_evaluation_as_its_report_does(evaluated, tmp_path, head_commit):
     from daain_ros.cli.main import main
     out, _, _ = evaluated
     summary = json.loads((out / "summary.json").read_text())
@@ -266,5 +266,6 @@ def test_daain_report_renders_the_bag_evaluation_as_its_report_does(evaluated, t
     table_row = next(line for line in (out / "report.md").read_text().splitlines()
                      if line.startswith(f"| {summary['frames']} |"))
     assert table_row in text and f"{summary['frames_per_s']:.2f}" in table_row
-    assert f"- commit: {summary['provenance']['commit'] or 'unknown'}" in text
+    commit = summary["provenance"]["commit"]
+    assert head_commit.startswith(commit.removesuffix("-dirty")) and f"- commit: {commit}" in text
     assert (tmp_path / "docs" / "results" / "bag" / "scores.png").is_file()

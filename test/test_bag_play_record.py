@@ -15,6 +15,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,9 @@ def test_record_stops_cleanly_on_sigterm(tmp_path):
 
 
 def test_record_stops_after_its_duration(tmp_path, capsys):
+    started = time.monotonic()
     assert main(["bag", "record", str(tmp_path / "timed"), "--topics", "/nobody", "--duration", "0.2"]) == 0
+    assert time.monotonic() - started >= 0.2
     summary = last_json(capsys.readouterr().out)
     assert summary["stopped_by_signal"] is False and summary["wall_s"] >= 0.2
     assert summary["never_published"] == ["/nobody"] and bag_topics(tmp_path / "timed") == {}

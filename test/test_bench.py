@@ -179,6 +179,7 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
                                                  ["cpu"]["median_ms"])
         assert result["overhead"]["64x32"][where.split("/")[1]]["cpu"] == leaf["overhead"]
     assert result["overhead"]["headline"]["ratio"] == result["overhead"]["64x32"]["batch1"]["cpu"]
+    assert list(_leaves(result["backends"])) and list(_leaves(result["reference"])), "a section has no cases"
     for where, leaf in _leaves(result["backends"]):
         assert set(leaf["overhead_ci95"]) == set(leaf["overhead"]) and "graph" in leaf["overhead"], where
         # the run's own ratio lies in its interval (with two batches it is the mediant of the two pairs' ratios)

@@ -7,8 +7,6 @@
 """Subnormal floats never reach the CPU kernels: zeroed when a checkpoint loads, flushed when computed."""
 
 import copy
-import statistics
-import time
 
 import pytest
 import torch
@@ -107,28 +105,22 @@ def test_real_frame_leaves_no_subnormal_activation_in_any_hooked_layer(p2q8, dri
             handle.remove()
 
 
-def _median_forward_s(net, x, repeats=5):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        net(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def test_subnormal_operands_count_as_zero_in_every_intra_op_thread():
+    """What cost Intel cores 27x is a microcode assist per subnormal operand; flushed, there is no such operand.
 
-
-def test_planted_subnormal_weights_cost_no_more_than_3x():
-    """Without flushing, Intel cores ran this planted model 10x slower (a microcode assist per operand)."""
+    A convolution whose weights are all subnormal, on torch's whole intra-op pool, gives exactly zero: each of
+    its threads treats them as zero. Without flushing (or in threads started before it) the sums are about
+    1e-36, normal numbers made of subnormal products.
+    """
     if not flush_denormals():
         pytest.skip("torch.set_flush_denormal is not supported on this CPU (x86 with SSE3 only)")
     assert flushing()
-    torch.manual_seed(0)
-    clean = ESPNet(p=2, q=3).eval()
-    planted = copy.deepcopy(clean)
-    assert plant_subnormals(planted) > 0
-    assert count_subnormals(planted.state_dict().values()) > 0  # the weights really are subnormal
-    x = torch.rand(1, 3, 128, 256, generator=torch.Generator().manual_seed(0))
+    conv = torch.nn.Conv2d(16, 8, 3, bias=False)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        conv.weight.view(torch.int32).copy_(
+            torch.randint(1, 1 << 23, conv.weight.shape, generator=generator, dtype=torch.int32))
+    assert count_subnormals([conv.weight]) == conv.weight.numel()
     with torch.inference_mode():
-        for net in (clean, planted):
-            net(x)  # warm-up
-        ratio = _median_forward_s(planted, x) / _median_forward_s(clean, x)
-    assert ratio < 3.0
+        out = conv(torch.ones(4, 16, 64, 64))
+    assert out.abs().max().item() == 0.0

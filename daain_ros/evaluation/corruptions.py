@@ -187,10 +187,11 @@ def check_severity(severity):
 
 
 def check_image(image):
-    """A corruption input must be HxWx3 uint8 (BGR)."""
+    """A corruption input must be HxWx3 uint8 (BGR), at least 2x2 (blurs and resampling need neighbours)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 2:
-        raise ImageError(f"image of shape {image.shape} and dtype {image.dtype}: expected HxWx3 BGR uint8")
+        raise ImageError(f"image of shape {image.shape} and dtype {image.dtype}: expected HxWx3 BGR uint8, at "
+                         "least 2x2")
     return image
 
 

@@ -36,7 +36,6 @@ from std_msgs.msg import Bool, Float32  # noqa: E402
 
 from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE  # noqa: E402
 from daain_ros.io.image_codec import encode_image  # noqa: E402
-from daain_ros.memory import process_status_mb  # noqa: E402
 from daain_ros.ros import processes  # noqa: E402
 from daain_ros.ros.health import LEVEL_NAMES  # noqa: E402
 from daain_ros.ros.node import DetectorNode  # noqa: E402
@@ -118,13 +117,6 @@ def in_process_node(context, **parameters):
     parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), "backend": "torch", **parameters}
     return DetectorNode(context=context, cli_args=["--ros-args", "-r", f"image:={TOPIC}"],
                         parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
-
-
-def rss_mb(pid):
-    """Resident memory of a process in MB, from /proc."""
-    rss = process_status_mb("VmRSS", pid)
-    assert rss is not None, f"no VmRSS for pid {pid}"
-    return rss
 
 
 def stamp_text(stamp):

@@ -30,6 +30,7 @@ from daain_ros.evaluation.attacks import network_input, pixel_batch
 from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
 from daain_ros.evaluation.protocol import at_network_size, within_budget
 from daain_ros.io.sources import open_source
+from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import load_espnet
 
 SIZE = (128, 64)
@@ -138,6 +139,15 @@ def test_daain_evaluate_adds_the_adaptive_rows(tmp_path, model, detectors):
         assert row["successes"] == ((agreements <= 0.5) & (scores <= threshold)).tolist()
         assert row["success_rate_at_budget"] == np.mean(row["successes"])
         assert row["pixel_agreement"] == pytest.approx(agreements.mean())
+    # the rows' scores and agreements are the real detector's on the attacker's images: attacked again here
+    pipeline = Pipeline.load(default_model_path(), paths[0], "cpu")
+    frames = at_network_size(_frames("synthetic:9:4")[::2], pipeline.size)
+    attacked = adaptive_attack(pipeline.model, DetectorCritic(pipeline.model, [pipeline.detector]), frames, 4 / 255,
+                               AdaptiveConfig(steps=2, restarts=1), seed=0).images
+    judged, clean = pipeline.process(attacked), pipeline.process(frames)
+    np.testing.assert_allclose([r.score for r in judged], rows[0]["scores"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose([(r.labels == c.labels).mean() for r, c in zip(judged, clean)], rows[0]["agreements"],
+                               atol=1e-3)
     for small, large in zip(rows[::2], rows[1::2]):  # 4/255, then 8/255, per attacker
         assert large["success_rate"] == np.mean(np.array(small["successes"]) | np.array(large["successes"]))
     report = (out / "report.md").read_text()

@@ -67,12 +67,16 @@ def test_fit_calibrates_on_all_fit_frames_out_of_fold_or_on_the_validation_frame
 
 
 def test_daain_fit_takes_the_number_of_calibration_folds(tmp_path):
-    out = tmp_path / "detector"
-    assert main(["fit", "--model", str(default_model_path()), "--data", "synthetic:3:20", "--dims", "200",
-                 "--augment", "1", "--blocks", "2", "--epochs", "2", "--calibration-folds", "4", "--key-seed", "1",
-                 "--device", "cpu", "--out", str(out)]) == 0
-    calibration = json.loads((out / "detector.json").read_text())["calibration"]
-    assert calibration["frames"] == 20 and "4 folds" in calibration["method"]
+    """Four folds and five calibrate on the same 20 frames with differently trained flows: other thresholds."""
+    calibrations = {}
+    for folds in (4, 5):
+        out = tmp_path / f"detector{folds}"
+        assert main(["fit", "--model", str(default_model_path()), "--data", "synthetic:3:20", "--dims", "200",
+                     "--augment", "1", "--blocks", "2", "--epochs", "2", "--calibration-folds", str(folds),
+                     "--key-seed", "1", "--device", "cpu", "--out", str(out)]) == 0
+        calibrations[folds] = json.loads((out / "detector.json").read_text())["calibration"]
+    assert all(c["frames"] == 20 for c in calibrations.values()) and "4 folds" in calibrations[4]["method"]
+    assert calibrations[4]["threshold"] != calibrations[5]["threshold"]
 
 
 def test_supervised_head_learns_generated_anomalies_and_survives_the_artifact(tmp_path, default_model):

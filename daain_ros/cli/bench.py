@@ -33,7 +33,7 @@ def register(sub):
     parser.add_argument("--threads", type=positive_int, default=None,
                         help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here)")
     parser.add_argument("--frames", type=positive_int, default=None,
-                        help="timed batches per size and batch size after warm-up (default 30, quick 5)")
+                        help="timed batches per size and batch size after warm-up (default 30, quick 3)")
     parser.add_argument("--block", type=positive_int, default=1,
                         help="timed batches each variant runs in a row before the next variant (default 1: "
                              "alternate every batch; more: warm caches, as in a node that runs one model)")

@@ -224,15 +224,16 @@ class DetectorNode(LifecycleNode):
 
     def _apply_parameters(self, params):
         names, judge = {p.name for p in params}, self._judge
+        changed = ", ".join(f"{p.name} {p.value}" for p in params)
         if judge is None:
-            return  # the next configure reads them
+            self.get_logger().warning(f"set while not configured: {changed}; read at the next configure")
+            return
         if names & {"debounce_k", "debounce_n"}:
             judge.set_debounce(self._param("debounce_k"), self._param("debounce_n"))
         if "threshold" in names:
             judge.set_threshold(self._param("threshold"))
         if "max_latency" in names:
             judge.set_max_latency(self._param("max_latency"))
-        changed = ", ".join(f"{p.name} {p.value}" for p in params)
         self.get_logger().warning(f"set at run time: {changed}; now judging {judge.describe()}")
 
     def destroy_node(self):

@@ -7,7 +7,7 @@
 """The parameters of ``detector_node``: declared when the node starts, read and checked at each configure.
 
 A configure-time parameter may change only while the node is unconfigured (the next configure reads it);
-``threshold`` and the debounce may change in any state. ``autostart`` is read once, at start-up.
+``threshold``, the debounce and ``max_latency`` may change in any state. ``autostart`` is read once, at start-up.
 """
 
 import math

@@ -82,6 +82,8 @@ def test_failed_configure_logs_one_line_and_stays_unconfigured(managed):
 def test_configure_activate_deactivate_and_activate_again(managed):
     process, client, log, _ = managed
     assert client.set_parameters(model_path=MODEL).successful  # unconfigured: configure-time parameters change
+    assert client.spin_until(lambda: f"set while not configured: model_path {MODEL}; read at the next configure"
+                             in log.read_text(), 5.0), log.read_text()[-2000:]
     statuses = len(client.statuses)
     assert client.transition("configure")
     assert client.lifecycle_state() == "inactive"

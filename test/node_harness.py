@@ -83,21 +83,19 @@ def running_node(log_path, client_name, while_starting=None, **params):
 
 
 @contextlib.contextmanager
-def spun_node(client_name, active=True, **parameters):
-    """An in-process node spun by its own executor on a thread, and a ``Client``: (node, executor, client).
+def spun_node(client_name, **parameters):
+    """An active in-process node spun by its own executor on a thread, and a ``Client``: (node, executor, client).
 
-    The node is :func:`in_process_node`'s, spun as ``detector_node`` spins it; all three are torn down on leaving.
-
-    :param active: configure and activate the node before it spins (else it stays unconfigured).
+    The node is :func:`in_process_node`'s, configured, activated and spun as ``detector_node`` spins it; all three
+    are torn down on leaving.
     """
     context = Context()
     node = in_process_node(context, **parameters)
     executor = SingleThreadedExecutor(context=context)
     client = Client(client_name)
     try:
-        if active:
-            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
         yield node, executor, client

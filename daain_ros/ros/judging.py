@@ -127,15 +127,16 @@ class FrameJudge:
                 return  # stopped meanwhile: the flag already says so
             self._processed += 1
             self._last_stamp = health.format_stamp(msg.header.stamp.sec, msg.header.stamp.nanosec)
+            latency = time.monotonic() - arrived
             if failed is not None:
                 self._debounce.update(True)
-                self._publish(failed, msg.header, arrived)
+                self._publish(failed, msg.header, latency)
                 return
             self._results.publish(result, image, msg.header)
-            verdict, latency = self._verdict(result), time.monotonic() - arrived
+            verdict = self._verdict(result)
             if latency > self._max_latency:
                 verdict = health.late(verdict, latency, self._max_latency)
-            self._publish(verdict, msg.header, arrived)
+            self._publish(verdict, msg.header, latency)
 
     def _verdict(self, result):
         flag = self._debounce.update(result.anomalous)
@@ -159,8 +160,11 @@ class FrameJudge:
             elif busy is not None and now - busy > max(OVERDUE_S, 10 * stale_timeout):
                 self._publish(health.failure("processing", f"inference has not returned for {now - busy:.1f} s"))
 
-    def _publish(self, verdict, header=None, arrived=None):
-        """Publishes the flag and the diagnostic of ``verdict`` (call with the lock held)."""
-        latency_ms = (time.monotonic() - arrived) * 1e3 if arrived is not None else None
+    def _publish(self, verdict, header=None, latency=None):
+        """Publishes the flag and the diagnostic of ``verdict`` (call with the lock held).
+
+        :param latency: seconds from the frame's arrival to its verdict, for a judged frame.
+        """
+        latency_ms = latency * 1e3 if latency is not None else None
         facts = (self._last_stamp, latency_ms, self._processed, self._slot.dropped)
         self._verdicts.publish(verdict, facts, self.topic, header.stamp if header is not None else None)

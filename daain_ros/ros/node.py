@@ -36,13 +36,12 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from daain_ros.errors import DaainError, one_line  # noqa: E402
 from daain_ros.io.image_codec import decode_compressed_msg, decode_image_msg  # noqa: E402
 from daain_ros.ros import health  # noqa: E402
-from daain_ros.ros.debounce import KOfN  # noqa: E402
 from daain_ros.ros.dds import TEARDOWN_TIMEOUT_S, exit_if_stuck  # noqa: E402
 from daain_ros.ros.fastdds import use_fastdds_profile  # noqa: E402
 from daain_ros.ros.judging import FrameJudge  # noqa: E402
 from daain_ros.ros.model import free_memory, given_threshold, load_pipeline, resolve_workers  # noqa: E402
 from daain_ros.ros.outputs import VerdictPublisher  # noqa: E402
-from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, check_seconds, refused_change  # noqa: E402
+from daain_ros.ros.settings import PARAMETERS, READ_ONLY, Settings, check_run_time, refused_change  # noqa: E402
 from daain_ros.segmentation.subnormal import flush_denormals  # noqa: E402
 from daain_ros.thresholds import judging_threshold  # noqa: E402
 
@@ -211,9 +210,7 @@ class DetectorNode(LifecycleNode):
         values = {p.name: p.value for p in params}
         reason = refused_change(values, configured=self._judge is not None or self._configuring)
         try:
-            KOfN(*(values.get(name, self._param(name)) for name in ("debounce_k", "debounce_n")))
-            if "max_latency" in values:
-                check_seconds("max_latency", values["max_latency"])
+            check_run_time(lambda name: values.get(name, self._param(name)))
             if "threshold" in values:  # a negative one needs a calibrated detector once one is loaded
                 given = given_threshold(values["threshold"])
                 if (judge := self._judge) is not None:

@@ -73,9 +73,10 @@ class VerdictPublisher:
         own = self._node.get_fully_qualified_name()
         if own in names:
             names.remove(own)
+        rivals = tuple(sorted(names))
         with self._lock:
-            if tuple(sorted(names)) != self._rivals:
-                self._rivals = tuple(sorted(names))
+            if rivals != self._rivals:
+                self._rivals = rivals
                 if self._last is not None:
                     self._publish(*self._last)
 

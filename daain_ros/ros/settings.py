@@ -78,6 +78,16 @@ def check_seconds(name, value):
     return value
 
 
+def check_run_time(value):
+    """Checks the parameters that may change in any state (``RUN_TIME``), each read as ``value(name)``.
+
+    At configure and on every change; raises ``DaainError``.
+    """
+    KOfN(value("debounce_k"), value("debounce_n"))
+    check_seconds("max_latency", value("max_latency"))  # an infinite one would let any old verdict stand
+    check_threshold(value("threshold"))  # an infinite one would flag nothing
+
+
 @dataclass(frozen=True)
 class Settings:
     """The parameters one configure works with; :meth:`read` refuses values the node cannot run with."""
@@ -109,7 +119,6 @@ class Settings:
             if not getattr(settings, name):
                 raise DaainError(f"parameter {name} is empty: expected a path (see config/detector.yaml)")
         check_seconds("stale_timeout", settings.stale_timeout)  # an infinite one would never report a silent camera
-        check_seconds("max_latency", settings.max_latency)  # an infinite one would let any old verdict stand
         check_choice("image_transport", settings.image_transport, TRANSPORTS)
         check_choice("image_reliability", settings.image_reliability, RELIABILITY)
         check_choice("backend", settings.backend, BACKEND_CHOICES)
@@ -117,8 +126,7 @@ class Settings:
         for name in ("threads", "workers"):
             if getattr(settings, name) < 0:
                 raise DaainError(f"parameter {name}={getattr(settings, name)}: expected 0 (the default) or more")
-        settings.debounce()
-        check_threshold(settings.threshold)
+        check_run_time(value)
         return settings
 
     def debounce(self):

@@ -230,7 +230,7 @@ def test_played_into_the_node_and_recorded_gives_the_offline_flags(drive_bag, tm
     out = tmp_path / "recorded"
     recorder = subprocess.Popen(daain("record", out, "--topics", *NODE_OUTPUTS, TOPIC),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = Client("daain_bag_test_client")
+    client = Client("daain_bag_test_client", frames=False)  # the player is the one source
     try:
         assert main(["bag", "evaluate", str(drive_bag), "--detector", str(fitted_detector), "--model",
                      str(model), "--out", str(tmp_path / "offline"), "--device", "cpu"]) == 0

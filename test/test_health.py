@@ -75,6 +75,19 @@ def test_a_shared_flag_is_raised_at_error_and_names_the_other_publishers():
     assert shared.message.endswith("this node's verdict: normal")
 
 
+def test_frames_from_several_sources_raise_the_flag_at_error_and_name_them():
+    anomalous = health.frame_verdict(2.0, 1.0, True, True, window="1 of the last 1")
+    normal = health.frame_verdict(0.5, 1.0, False, False)
+    assert health.mixed_input(normal, (), "/camera/image_raw") is normal
+    assert health.mixed_input(normal, ("/camera_driver",), "/camera/image_raw") is normal
+    mixed = health.mixed_input(normal, ("/camera_driver", "/rosbag2_player"), "/camera/image_raw")
+    assert (mixed.anomalous, mixed.level, mixed.cause) == (True, health.ERROR, "mixed input")
+    assert (mixed.score, mixed.threshold) == (0.5, 1.0)
+    assert mixed.message.startswith("2 publishers on /camera/image_raw (/camera_driver, /rosbag2_player)")
+    assert mixed.message.endswith("this node's verdict: normal")
+    assert health.mixed_input(anomalous, ("/a", "/a"), "/camera/image_raw").anomalous  # one node, two publishers
+
+
 def test_a_late_verdict_is_raised_at_error_and_keeps_the_frames_own():
     late = health.late(health.frame_verdict(0.5, 1.0, False, False), 1.234, 1.0)
     assert (late.anomalous, late.level, late.cause) == (True, health.ERROR, "late")

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
-from node_harness import REPO, frame_msg, node_command, running_node
+from node_harness import RELIABLE, REPO, TOPIC, frame_msg, node_command, running_node
 from rcl_interfaces.msg import Log
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
@@ -134,26 +134,33 @@ def test_late_subscriber_gets_the_current_flag_at_once(node, frames):
         assert late[0] is anomalous
 
 
-def test_another_publisher_on_the_flag_raises_it_until_it_goes(node, frames):
-    """A second writer on /daain/anomaly (a detector without its own namespace, a replayed bag) hides verdicts."""
+@pytest.mark.parametrize("topic, msg_type, qos, named", [
+    ("/daain/anomaly", Bool, LATCHED, "1 other publisher(s) on /daain/anomaly (/daain_test_client)"),
+    (TOPIC, Image, RELIABLE, f"2 publishers on {TOPIC} (/daain_test_client, /daain_test_client)"),
+], ids=["on the flag", "on the frames"])
+def test_another_publisher_raises_the_flag_until_it_goes(node, frames, topic, msg_type, qos, named):
+    """Another writer on the flag hides verdicts; another source of frames mixes two cameras in one flag.
+
+    The first: a detector without a namespace of its own, a replayed bag with its flag; the second: a bag
+    replayed onto the camera's topic.
+    """
     process, client = node
     clean = frames[0][0]
     verdict, flags = judge(client, clean)
     assert verdict["anomaly"] == "false", verdict
-    rival = client.node.create_publisher(Bool, "/daain/anomaly", LATCHED)  # publishes nothing
-    shared = "other publisher(s) on /daain/anomaly (/daain_test_client)"
+    other = client.node.create_publisher(msg_type, topic, qos)  # publishes nothing
     try:
         # the heartbeat (every second) reads the graph and republishes the last verdict, now raised
-        assert client.spin_until(lambda: any(shared in s["message"] for s in client.statuses[-3:]), 5.0), \
+        assert client.spin_until(lambda: any(named in s["message"] for s in client.statuses[-3:]), 5.0), \
             [s["message"] for s in client.statuses[-3:]]
         assert client.spin_until(lambda: client.anomaly[-1] is True, 2.0), "the republished flag is not raised"
         verdict, flags = judge(client, clean)
-        assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR") and shared in verdict["message"], verdict
+        assert (verdict["anomaly"], verdict["level"]) == ("true", "ERROR") and named in verdict["message"], verdict
         assert verdict["message"].endswith(("this node's verdict: normal", "verdict: score near the threshold"))
         assert client.anomaly_after(flags, True) and False not in client.anomaly[flags:]
     finally:
-        client.node.destroy_publisher(rival)
-    assert client.spin_until(lambda: shared not in client.statuses[-1]["message"], 5.0), "the flag stayed shared"
+        client.node.destroy_publisher(other)
+    assert client.spin_until(lambda: named not in client.statuses[-1]["message"], 5.0), "the flag stayed raised"
     verdict, flags = judge(client, clean)
     assert verdict["anomaly"] == "false", verdict
     assert client.anomaly_after(flags, False)

@@ -93,9 +93,29 @@ def shared_flag(verdict, rivals, topic):
     """
     if not rivals:
         return verdict
-    return Verdict(True, ERROR, f"{len(rivals)} other publisher(s) on {topic} ({', '.join(rivals)}): subscribers "
-                   f"cannot tell their flags from this node's (give each detector a namespace of its own); this "
-                   f"node's verdict: {verdict.message}", verdict.score, verdict.threshold, "shared flag")
+    return _overruled(verdict, f"{len(rivals)} other publisher(s) on {topic} ({', '.join(rivals)}): subscribers "
+                      "cannot tell their flags from this node's (give each detector a namespace of its own)",
+                      "shared flag")
+
+
+def mixed_input(verdict, sources, topic):
+    """``verdict`` as published while more than one publisher (``sources``, their nodes' names) sends frames.
+
+    Frames of two sources on one ``topic`` (a bag replayed onto the live camera's topic, a second driver)
+    interleave: the flag, its debounce and the segmentation then stand for no one camera, and one source's
+    normal frames can hide the other's anomalous ones. So the flag is raised, at ERROR, naming them.
+    """
+    if len(sources) < 2:
+        return verdict
+    return _overruled(verdict, f"{len(sources)} publishers on {topic} ({', '.join(sources)}): frames from several "
+                      "sources interleave, so the flag and the segmentation stand for no one camera (stop or "
+                      "remap all but one)", "mixed input")
+
+
+def _overruled(verdict, why, cause):
+    """``verdict`` raised at ERROR for ``why``, keeping its own message, score and threshold."""
+    return Verdict(True, ERROR, f"{why}; this node's verdict: {verdict.message}", verdict.score, verdict.threshold,
+                   cause)
 
 
 def format_stamp(sec, nanosec):

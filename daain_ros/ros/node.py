@@ -189,9 +189,10 @@ class DetectorNode(LifecycleNode):
 
     def _heartbeat(self):
         self._verdicts.assert_alive()  # on this executor: a stuck executor lets the flag's liveliness lapse
-        if self._sub is None:
+        sub = self._sub  # read once: autostart's transitions run beside the heartbeat
+        if sub is None:
             self._publish(self._standing)
-        self._verdicts.check_rivals()
+        self._verdicts.check_graph(sub.topic_name if sub is not None else None)
 
     def _report(self, verdict):
         """Publishes a verdict while no frame is judged; the heartbeat repeats it."""

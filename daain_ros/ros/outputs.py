@@ -47,9 +47,10 @@ def diagnostic_status(verdict, values, name, hardware_id):
 class VerdictPublisher:
     """Publishes each verdict as the latched flag and one diagnostic status, and logs its cause (throttled).
 
-    Every other publisher on the flag's topic (a second detector without a namespace of its own, a replayed bag)
-    raises the flag: a subscriber cannot tell its values from this node's, and its "normal" would hide this
-    node's "anomalous". :meth:`check_rivals` reads them from the ROS graph.
+    Two states of the ROS graph raise every verdict, which :meth:`check_graph` reads: another publisher on the
+    flag's topic (a second detector without a namespace of its own, a replayed bag), whose "normal" a subscriber
+    cannot tell from this node's, and more than one publisher on the judged frames' topic (a bag replayed onto
+    the live camera's topic), whose frames interleave.
     """
 
     def __init__(self, node):
@@ -59,29 +60,36 @@ class VerdictPublisher:
         self._throttle = health.CauseThrottle()
         self._name = f"{node.get_fully_qualified_name()}: DAAIN anomaly detector"
         self._lock = threading.Lock()  # the heartbeat republishes on the executor while workers publish
-        self._rivals = ()
+        self._graph = ((), (), None)  # (other publishers on the flag, publishers on the input, the input topic)
         self._last = None
 
     def assert_alive(self):
         """Tells the flag's subscribers that the node is alive (publishing a flag tells them too)."""
         self._flag.assert_liveliness()
 
-    def check_rivals(self):
-        """Reads the flag topic's other publishers from the ROS graph; republishes the last verdict if they changed."""
-        names = [f"{info.node_namespace.rstrip('/')}/{info.node_name}"
-                 for info in self._node.get_publishers_info_by_topic(self._flag.topic_name)]
+    def check_graph(self, input_topic=None):
+        """Reads the flag's other publishers and ``input_topic``'s (None: not subscribed) from the ROS graph.
+
+        Republishes the last verdict if they changed.
+        """
+        rivals = self._publishers(self._flag.topic_name)
         own = self._node.get_fully_qualified_name()
-        if own in names:
-            names.remove(own)
-        rivals = tuple(sorted(names))
+        if own in rivals:
+            rivals.remove(own)
+        graph = (tuple(rivals), tuple(self._publishers(input_topic)) if input_topic else (), input_topic)
         with self._lock:
-            if rivals != self._rivals:
-                self._rivals = rivals
+            if graph != self._graph:
+                self._graph = graph
                 if self._last is not None:
                     self._publish(*self._last)
 
+    def _publishers(self, topic):
+        """The names of the nodes that publish on ``topic``, one per publisher, sorted."""
+        return sorted(f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+                      for info in self._node.get_publishers_info_by_topic(topic))
+
     def publish(self, verdict, facts, hardware_id, stamp=None):
-        """Publishes ``verdict``, raised while the flag's topic has other publishers.
+        """Publishes ``verdict``, raised while the flag's topic has other publishers or the input several.
 
         :param facts: (frame stamp, latency ms, frames processed, frames dropped) for the diagnostic's values.
         :param stamp: the frame's header stamp, else now.
@@ -91,7 +99,8 @@ class VerdictPublisher:
             self._publish(*self._last)
 
     def _publish(self, verdict, facts, hardware_id, stamp):
-        verdict = health.shared_flag(verdict, self._rivals, self._flag.topic_name)
+        rivals, sources, input_topic = self._graph
+        verdict = health.shared_flag(health.mixed_input(verdict, sources, input_topic), rivals, self._flag.topic_name)
         line = verdict.cause and self._throttle.filter(verdict.cause, verdict.message)
         if line and verdict.level == health.STALE:
             self._node.get_logger().warning(line)

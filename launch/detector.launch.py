@@ -11,9 +11,9 @@
 
 The node's outputs are relative names, so ``namespace:=front`` gives /front/daain/anomaly etc.
 ``model_path``, ``detector_path``, ``device``, ``backend`` and ``onnx_path`` override the config file only when
-given. With
-``autostart:=false`` the node waits unconfigured for a lifecycle manager; ``use_sim_time:=true`` stamps its
-diagnostics with ``/clock``'s time when a bag is replayed with ``--clock`` (its watchdog keeps wall time).
+given. With ``autostart:=false`` the node waits unconfigured for a lifecycle manager; ``use_sim_time:=true``
+stamps its diagnostics with ``/clock``'s time when a bag is replayed with ``--clock`` (its watchdog keeps wall
+time).
 When the node exits with an error, the launch shuts down and exits non-zero with the node's last error
 line, unless ``respawn:=true`` restarts the node instead.
 

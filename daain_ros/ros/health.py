@@ -81,9 +81,8 @@ def late(verdict, latency_s, max_latency_s):
 
     The camera has moved on: a "normal" about an old frame must not stand for now, so the flag is raised, at ERROR.
     """
-    return Verdict(True, ERROR, f"verdict {latency_s:.2f} s after the frame arrived, beyond max_latency "
-                   f"{max_latency_s:g} s: too old to stand for the camera now (the frame's own: {verdict.message})",
-                   verdict.score, verdict.threshold, "late")
+    return _overruled(verdict, f"verdict {latency_s:.2f} s after the frame arrived, beyond max_latency "
+                      f"{max_latency_s:g} s: too old to stand for the camera now", "late")
 
 
 def shared_flag(verdict, rivals, topic):

@@ -18,8 +18,8 @@ LIVELINESS_LEASE_S = 3.0
 #: ``daain/anomaly`` as the node offers it: latched, and alive only while the node itself says so. A process
 #: that died, and a node whose executor is stuck, lose it within the lease; DDS's automatic liveliness would be
 #: asserted by its threads in a stuck process (test_node_liveliness.py's stuck-executor test failed with it,
-#: tried by hand). A subscriber asking for a
-#: lease of at least this long gets liveliness events; one asking for none (LATCHED) is compatible too.
+#: tried by hand). A subscriber asking for a lease of at least this long gets liveliness events; one asking
+#: for none (LATCHED) is compatible too.
 FLAG = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                   liveliness=LivelinessPolicy.MANUAL_BY_TOPIC,
                   liveliness_lease_duration=Duration(seconds=LIVELINESS_LEASE_S))

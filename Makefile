@@ -13,7 +13,7 @@ FRAMES ?=
 ROS2_WHEELS := $(SHARED)/ros2
 ROS2_STAMP := $(VENV)/.ros2-installed
 
-.PHONY: setup test demo evaluate bench clean
+.PHONY: setup test demo evaluate defences bench clean
 
 setup: $(STAMP) $(if $(wildcard $(ROS2_WHEELS)/install.sh),$(ROS2_STAMP))
 
@@ -54,6 +54,11 @@ evaluate: setup out/detector/detector.json $(SURROGATES:%=%/detector.json)
 		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 \
 		$(SURROGATES:%=--surrogate %) \
 		--domain $(SHARED)/data/footage/udacity_720p --domain $(SHARED)/data/footage/other --out out/evaluate
+
+# The defences tried against the key-agnostic attacker (docs/evaluation.md), on the protocol's detector and frames.
+defences: setup out/detector/detector.json
+	$(VENV)/bin/daain defences --detector out/detector --model $(ESPNET) --data $(DRIVE) --frames 150:221 \
+		--also $(SHARED)/data/footage/udacity_p1 --fit-data $(DRIVE) --fit-frames 0:150 --out out/defences
 
 bench: setup
 	$(VENV)/bin/daain bench --model $(ESPNET) --footage $(DRIVE) --out out/bench.json

@@ -7,7 +7,8 @@
 """Result documents assembled from what the producers wrote, never copied by hand: ``daain report``.
 
 Each producer's JSON (``daain evaluate``'s ``results.json``, ``daain bench``'s JSON, ``daain bag
-evaluate``'s and ``daain demo``'s ``summary.json``, ``daain fleet evaluate``'s ``fleet.json``) is
+evaluate``'s and ``daain demo``'s ``summary.json``, ``daain fleet evaluate``'s ``fleet.json``, ``daain
+defences``' ``defences.json``) is
 rendered by the same function that writes that producer's own markdown, under a
 heading with its provenance (date, commit, machine, command line), so every figure in ``docs/results.md``
 says when, on what and how it was measured.
@@ -22,7 +23,7 @@ from pathlib import Path
 from daain_ros.bench import report as bench_report
 from daain_ros.demo import report as demo_report
 from daain_ros.errors import ResultFileError, one_line
-from daain_ros.evaluation import bag_report
+from daain_ros.evaluation import bag_report, defence_report
 from daain_ros.evaluation import report as evaluation_report
 from daain_ros.fleet import report as fleet_report
 from daain_ros.provenance import command_line, markdown_lines, provenance
@@ -44,6 +45,9 @@ KINDS = (
          frozenset({"rows", "clean_frames", "clean_flag_rate", "threshold"}),
          evaluation_report.markdown,
          tuple(evaluation_report.FIGURES.values())),
+    Kind("defences", "Defences tried against the key-agnostic attacker (`daain defences`)",
+         frozenset({"attackers", "defences", "threshold"}),
+         defence_report.markdown),
     Kind("bench", "Benchmark: what DAAIN costs on top of ESPNet (`daain bench`)",
          frozenset({"espnet", "daain", "reference", "overhead", "node", "fit"}),
          lambda doc, level, figures: bench_report.markdown(doc, level)),
@@ -61,7 +65,7 @@ KINDS = (
          (fleet_report.PLOT_FILE,)),
 )
 #: The JSON a producer's output folder holds, in the order they are looked for.
-FOLDER_FILES = ("results.json", "summary.json", fleet_report.JSON_FILE)
+FOLDER_FILES = ("results.json", "summary.json", fleet_report.JSON_FILE, defence_report.JSON_FILE)
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,8 @@ def load_result(path):
         found = [path / name for name in FOLDER_FILES if (path / name).is_file()]
         if not found:
             raise ResultFileError(f"{path}: a folder without {' or '.join(FOLDER_FILES)} (expected the output "
-                                  "folder of daain evaluate, daain bag evaluate, daain demo or daain fleet "
-                                  "evaluate, or a JSON file)")
+                                  "folder of daain evaluate, daain bag evaluate, daain demo, daain fleet "
+                                  "evaluate or daain defences, or a JSON file)")
         path = found[0]
     elif not path.is_file():
         raise ResultFileError(f"{path}: no such file or folder")
@@ -97,8 +101,9 @@ def load_result(path):
     keys = set(document) if isinstance(document, dict) else set()
     kind = next((kind for kind in KINDS if kind.keys <= keys), None)
     if kind is None:
-        raise ResultFileError(f"{path}: not a result of daain evaluate, daain bench, daain bag evaluate, daain demo or "
-                              "daain fleet evaluate (expected results.json, a bench JSON, summary.json or fleet.json)")
+        raise ResultFileError(f"{path}: not a result of daain evaluate, daain bench, daain bag evaluate, daain demo, "
+                              "daain fleet evaluate or daain defences (expected results.json, a bench JSON, "
+                              "summary.json, fleet.json or defences.json)")
     return Result(path, kind, document)
 
 

@@ -117,3 +117,31 @@ def fitted_detector(tmp_path_factory, p2q8, drive_frames):
     config = FitConfig(**SMALL_FIT, flow=FlowConfig(epochs=15))
     detector = fit_detector(p2q8, drive_frames[0:150:5], config, progress=False)
     return save_detector(detector, tmp_path_factory.mktemp("detector"), p2q8)
+
+
+@pytest.fixture(scope="session")
+def small_frames():
+    """A function of a data source: its frames at 128x64, where the attack tests run the default model."""
+    from daain_ros.evaluation.protocol import at_network_size
+    from daain_ros.io.sources import open_source
+
+    return lambda spec: at_network_size([frame.image for frame in open_source(spec)], (128, 64))
+
+
+@pytest.fixture(scope="session")
+def default_espnet():
+    """The packaged default ESPNet on the CPU."""
+    from daain_ros.demo.default_assets import default_model_path
+    from daain_ros.segmentation.espnet import load_espnet
+
+    return load_espnet(default_model_path(), "cpu")
+
+
+@pytest.fixture(scope="session")
+def small_fit_frames(small_frames):
+    return small_frames("synthetic:3:16")
+
+
+@pytest.fixture(scope="session")
+def small_held_out(small_frames):
+    return small_frames("synthetic:9:3")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from daain_ros.errors import ImageError
-from daain_ros.segmentation.preprocess import normalize, preprocess, unit_on_device, upload
+from daain_ros.segmentation.preprocess import normalize, preprocess, to_pixels, unit_on_device, upload
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -41,6 +41,11 @@ def test_frames_of_mixed_sizes_are_resized_one_by_one(camera_frames):
     images = [camera_frames[0], np.ascontiguousarray(camera_frames[1][:300, :700])]
     torch.testing.assert_close(normalize(unit_on_device(images, (512, 256), "cpu")), preprocess(images, (512, 256)),
                                atol=0, rtol=0)
+
+
+def test_network_input_maps_back_to_the_pixels(camera_frames):
+    pixels = upload(camera_frames[:2], "cpu").permute(0, 3, 1, 2).float()
+    assert torch.equal(to_pixels(normalize(pixels / 255)).round(), pixels)
 
 
 def test_upload_sends_the_uint8_bytes(camera_frames):

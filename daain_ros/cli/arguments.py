@@ -40,6 +40,28 @@ def _int_at_least(text, least):
     return value
 
 
+def add_held_out_options(parser):
+    """The detector, its checkpoint and the held-out clean frames (``daain evaluate``, ``daain defences``)."""
+    parser.add_argument("--detector", required=True, help="detector directory")
+    parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
+    parser.add_argument("--data", required=True, help="held-out clean source (frames by --frames)")
+    parser.add_argument("--frames", default=None, help="frame range A:B of --data")
+    parser.add_argument("--also", action="append", default=[], help="more held-out clean sources (whole)")
+
+
+def source_images(spec, frames=None):
+    """Every frame (BGR uint8) of the data source ``spec``, or of its range ``frames`` (``A:B``)."""
+    from daain_ros.io.sources import open_source, parse_frames
+
+    return [frame.image for frame in open_source(spec, parse_frames(frames))]
+
+
+def held_out_images(args, every=1):
+    """The held-out clean frames that :func:`add_held_out_options` parsed: every ``every``th of --data, then --also."""
+    return source_images(args.data, args.frames)[::every] + [image for spec in args.also for image in
+                                                             source_images(spec)]
+
+
 def add_backend_options(parser):
     """``--backend``, ``--threads``, ``--onnx`` and ``--spin``: what the monitor runs on (docs/deploy.md).
 

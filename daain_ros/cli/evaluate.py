@@ -10,26 +10,22 @@ from pathlib import Path
 
 import torch
 
-from daain_ros.cli.arguments import non_negative_int, positive_int
+from daain_ros.cli.arguments import (add_held_out_options, held_out_images, non_negative_int, positive_int,
+                                     source_images)
 from daain_ros.detector.artifact import load_detector
 from daain_ros.errors import DaainError
 from daain_ros.evaluation.adaptive import AdaptiveConfig
 from daain_ros.evaluation.attacks import check_budget
 from daain_ros.evaluation.protocol import EvaluationConfig, adaptive_rows, domain_shift, evaluate
 from daain_ros.evaluation.report import write_report
-from daain_ros.io.sources import open_source, parse_frames
 from daain_ros.pipeline import Pipeline
 from daain_ros.provenance import provenance
 
 
 def register(sub):
     parser = sub.add_parser("evaluate", help="report DAAIN against baselines on every anomaly kind")
-    parser.add_argument("--detector", required=True, help="detector directory")
-    parser.add_argument("--model", required=True, help="ESPNet checkpoint the detector was fitted for")
-    parser.add_argument("--data", required=True, help="held-out clean source (frames by --frames)")
-    parser.add_argument("--frames", default=None, help="frame range A:B of --data")
+    add_held_out_options(parser)
     parser.add_argument("--every", type=positive_int, default=1, help="use every Nth frame of --data")
-    parser.add_argument("--also", action="append", default=[], help="more held-out clean sources (whole)")
     parser.add_argument("--fit-data", default=None,
                         help="clean fit-split source for the Mahalanobis fit and the universal perturbation")
     parser.add_argument("--fit-frames", default=None, help="frame range A:B of --fit-data")
@@ -56,10 +52,6 @@ def register(sub):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, type=Path)
     parser.set_defaults(run=run)
-
-
-def _images(spec, frames=None):
-    return [frame.image for frame in open_source(spec, parse_frames(frames))]
 
 
 def _budgets(text):
@@ -91,8 +83,8 @@ def run(args):
     origin = provenance()  # the machine's load as the run starts
     torch.manual_seed(args.seed)
     pipeline = Pipeline.load(args.model, args.detector, args.device)
-    clean = _images(args.data, args.frames)[::args.every] + [im for spec in args.also for im in _images(spec)]
-    fit = _images(args.fit_data, args.fit_frames)[::args.fit_stride] if args.fit_data else None
+    clean = held_out_images(args, args.every)
+    fit = source_images(args.fit_data, args.fit_frames)[::args.fit_stride] if args.fit_data else None
     config = EvaluationConfig(mc_passes=args.mc_passes, attack_steps=args.attack_steps, seed=args.seed,
                               kinds=tuple(k for k in args.kinds.split(",") if k))
     adaptive = _adaptive_attackers(args, pipeline) if args.surrogate else None
@@ -101,7 +93,7 @@ def run(args):
         surrogates, adaptive_config, budgets = adaptive
         frames = clean[::args.adaptive_every][:args.adaptive_frames]
         results["adaptive"] = adaptive_rows(pipeline, surrogates, frames, fit, adaptive_config, budgets, args.seed)
-    domain = domain_shift(pipeline, {Path(spec).name: _images(spec) for spec in args.domain})
+    domain = domain_shift(pipeline, {Path(spec).name: source_images(spec) for spec in args.domain})
     context = {"detector": args.detector, "model": pipeline.model.name, "held-out": args.data,
                "frames": f"{args.frames} every {args.every}", "also": ", ".join(args.also) or "none",
                "fit frames for UAP and Mahalanobis": f"{args.fit_data} {args.fit_frames} every {args.fit_stride}"

@@ -20,8 +20,8 @@ import sys
 
 from daain_ros.errors import DaainError, one_line
 
-COMMANDS = ("bag", "bench", "demo", "evaluate", "export", "fit", "fleet", "perturb", "report", "score", "segment",
-            "train_default")
+COMMANDS = ("bag", "bench", "defences", "demo", "evaluate", "export", "fit", "fleet", "perturb", "report", "score",
+            "segment", "train_default")
 
 
 class _OneLineParser(argparse.ArgumentParser):

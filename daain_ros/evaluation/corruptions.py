@@ -138,7 +138,12 @@ def dark(image, severity, rng):
 
 def jpeg(image, severity, rng):
     """Compression artefacts: an encode/decode round trip at ``JPEG_QUALITY``."""
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[severity - 1]])
+    return jpeg_round_trip(image, JPEG_QUALITY[severity - 1])
+
+
+def jpeg_round_trip(image, quality):
+    """A BGR uint8 image JPEG-encoded at ``quality`` (1-100) and decoded again."""
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ImageError(f"image of shape {image.shape}: JPEG encoding failed")
     return cv2.imdecode(encoded, cv2.IMREAD_COLOR)

@@ -28,7 +28,7 @@ TYPICALITY_MARGIN = 0.1  # log units: aim 10 % below the least typical clean fra
 
 
 @contextmanager
-def _hooked(model, names, record):
+def hooked(model, names, record):
     """Forward hooks on named layers of ``model.net`` that call ``record(name, output)``, for a ``with`` block."""
     modules = dict(model.net.named_modules())
     handles = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: record(name, out))
@@ -77,7 +77,7 @@ def _moments(model, images_bgr, size, batch_size):
         moments[name][0] = moments[name][0] + values.sum(0)
         moments[name][1] = moments[name][1] + values.square().sum(0)
 
-    with _hooked(model, list(moments), accumulate), torch.inference_mode():
+    with hooked(model, list(moments), accumulate), torch.inference_mode():
         for start in range(0, len(images_bgr), batch_size):
             model.logits(preprocess(images_bgr[start:start + batch_size], size, model.device))
     return moments
@@ -145,7 +145,7 @@ class TypicalityCritic:
     def __call__(self, x):
         """(logits, per-layer scores N x layers)."""
         try:
-            with _hooked(self.model, self.names, self._record):
+            with hooked(self.model, self.names, self._record):
                 logits = self.model.logits(x)
             return logits, torch.stack([self._scores[name] for name in self.names], 1)
         finally:

@@ -91,6 +91,11 @@ def normalize(unit_bgr):
     return (unit_bgr * 255.0 - mean) / std / 255.0
 
 
+def to_pixels(x):
+    """The inverse of ``normalize``: network input at network size back to BGR in [0, 255] (differentiable)."""
+    return x * 255.0 * _per_channel(STD_BGR, x) + _per_channel(MEAN_BGR, x)
+
+
 def _per_channel(values, like):
     """A 1x3x1x1 constant beside ``like``, copied without waiting for the device (``new_tensor`` would wait)."""
     return torch.tensor(values, dtype=like.dtype).view(1, 3, 1, 1).to(like.device, non_blocking=True)

@@ -1,0 +1,154 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""Defences tried against the key-agnostic attacker, measured the same way each time: ``daain defences``.
+
+Three attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
+ignores the defences, one adapted to the JPEG check on its fixed grid, and one adapted to the check on a
+secret grid offset (expectation over offsets). Each defence is then calibrated on clean fit frames that the
+attackers' statistics did not use (its threshold flags ``clean_rate`` of them) and judges every attacker's
+frames together with DAAIN: a success is a frame that is damaged (pixel agreement with the clean prediction
+<= ``DAMAGED``) and flagged neither by DAAIN at its calibrated threshold nor by the defence. Each defence is
+also judged at the threshold that flags ``clean_rate`` of the held-out clean frames themselves, which favours
+the defence.
+
+The defences' own keys (the secret offsets, the projections' seed) come from ``seed`` through streams the
+attackers never read, so a run is deterministic.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from daain_ros.errors import DaainError
+from daain_ros.evaluation.adaptive import DAMAGED, AdaptiveConfig, adaptive_attack
+from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
+from daain_ros.evaluation.projections import SecretProjections
+from daain_ros.evaluation.protocol import Scorer, at_network_size
+from daain_ros.evaluation.squeezing import JpegConsistency, SqueezingCritic, all_offsets, random_offsets
+
+
+@dataclass(frozen=True)
+class DefenceConfig:
+    """The study's settings; the defaults are the protocol's (docs/evaluation.md)."""
+
+    quality: int = 50  # the JPEG check's quality
+    clean_rate: float = 0.05  # the share of calibration frames a defence's threshold flags
+    directions: int = 64  # secret projections per leaf layer
+    draws: int = 2  # random grid offsets per step of the attacker adapted to the secret offset
+    statistics_stride: int = 5  # every Nth fit frame fits the attackers' statistics; the others calibrate
+    attack: AdaptiveConfig = AdaptiveConfig()
+
+    def __post_init__(self):
+        if not 0 < self.clean_rate < 1 or self.directions < 1 or self.draws < 1 or self.statistics_stride < 2:
+            raise DaainError(f"clean rate {self.clean_rate}, {self.directions} directions, {self.draws} draws, "
+                             f"statistics stride {self.statistics_stride}: expected a rate in (0, 1), at least 1 "
+                             "direction and draw, and a stride of at least 2")
+
+
+@dataclass(frozen=True)
+class _Defence:
+    """One defence's statistic per frame, on which side it flags, and its thresholds."""
+
+    name: str
+    description: str
+    statistic: object  # images -> values
+    flags_above: bool
+    calibration: np.ndarray
+    held_out: np.ndarray
+
+    def threshold(self, values, rate):
+        return float(np.quantile(values, 1 - rate if self.flags_above else rate))
+
+    def flagged(self, values, threshold):
+        values = np.asarray(values)
+        return values > threshold if self.flags_above else values < threshold
+
+
+def defence_study(pipeline, fit_images, held_out_images, target_images, eps, config=DefenceConfig(), seed=0,
+                  progress=True):
+    """The study's document (without provenance): ``attackers`` and ``defences``, as ``daain defences`` writes it."""
+    size, model = pipeline.size, pipeline.model
+    fit = at_network_size(fit_images, size)
+    held_out = at_network_size(held_out_images, size)
+    targets = at_network_size(target_images, size)
+    stride = config.statistics_stride
+    statistics_frames = fit[::stride]
+    calibration = [frame for index, frame in enumerate(fit) if index % stride]
+    if len(statistics_frames) < 2 or len(calibration) < 4:
+        raise DaainError(f"{len(fit)} fit frames at stride {stride}: expected enough for at least 2 statistics "
+                         "frames and 4 calibration frames")
+    keys = np.random.SeedSequence(seed).spawn(2)  # the defences' secrets: the offsets and the projections
+    scorer = Scorer(pipeline, mc_passes=0)
+    clean_daain = scorer.score(held_out)[0]["daain"] > pipeline.threshold
+    _, target_labels = scorer.score(targets)
+
+    check = JpegConsistency(model, size, config.quality)
+    offsets = np.random.default_rng(keys[0])
+    statistics = LayerStatistics.fit(model, statistics_frames, size)
+    halves = calibration[::2], calibration[1::2]
+    projections = SecretProjections.fit(model, statistics, halves[0], config.directions, keys[1])
+    defences = [
+        _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
+                 check(calibration), check(held_out)),
+        _Defence("jpeg-secret-offset", f"labels kept under JPEG at quality {config.quality}, grid at a secret "
+                 "offset per frame", lambda images: check(images, random_offsets(len(images), offsets)), False,
+                 check(calibration, random_offsets(len(calibration), offsets)),
+                 check(held_out, random_offsets(len(held_out), offsets))),
+        _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
+                 "channel projections per leaf layer", lambda images: projections.score(model, images), True,
+                 projections.score(model, halves[1]), projections.score(model, held_out)),
+    ]
+    thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}
+
+    typical = TypicalityCritic(model, statistics, statistics_frames)
+    critics = [("key-agnostic", None, typical),
+               ("key-agnostic + jpeg (BPDA)", "jpeg", SqueezingCritic(typical, check, thresholds["jpeg"])),
+               ("key-agnostic + jpeg, random offsets (BPDA, EOT)", "jpeg-secret-offset",
+                SqueezingCritic(typical, check, thresholds["jpeg-secret-offset"], config.draws, seed))]
+    attackers = []
+    for name, adapted_to, critic in tqdm(critics, desc="attackers", unit="attacker", disable=not progress):
+        outcome = adaptive_attack(model, critic, targets, eps, config.attack, seed)
+        scores, labels = scorer.score(outcome.images)
+        agreement = (labels == target_labels).mean((1, 2))
+        attackers.append({
+            "attacker": name, "adapted_to": adapted_to, "eps": eps, "frames": len(targets),
+            "pixel_agreement": agreement.tolist(), "damaged": (agreement <= DAMAGED).tolist(),
+            "daain_scores": scores["daain"].tolist(), "daain_flagged": (scores["daain"] > pipeline.threshold).tolist(),
+            "success_rate": float(np.mean((agreement <= DAMAGED) & (scores["daain"] <= pipeline.threshold))),
+            "steps": outcome.steps.tolist(), "seconds_per_image": outcome.seconds / len(targets),
+            "images": outcome.images})
+    return {"eps": eps, "frames": len(targets), "threshold": pipeline.threshold, "clean_frames": len(held_out),
+            "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
+            "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
+            "attackers": [{k: v for k, v in a.items() if k != "images"} for a in attackers],
+            "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers, check)
+                         for d in defences]}
+
+
+def _judged(defence, threshold, clean_rate, clean_daain, attackers, check):
+    held_out_threshold = defence.threshold(defence.held_out, clean_rate)
+    clean_flags = defence.flagged(defence.held_out, threshold)
+    rows = []
+    for attacker in attackers:
+        values = np.asarray(defence.statistic(attacker["images"]))
+        missed = np.asarray(attacker["damaged"]) & ~np.asarray(attacker["daain_flagged"])
+        flagged = defence.flagged(values, threshold)
+        row = {"attacker": attacker["attacker"], "adapted": attacker["adapted_to"] == defence.name,
+               "values": values.tolist(), "flagged": flagged.tolist(), "successes": (missed & ~flagged).tolist(),
+               "success_rate": float(np.mean(missed & ~flagged)),
+               "success_rate_held_out_threshold": float(np.mean(missed & ~defence.flagged(values, held_out_threshold)))}
+        if defence.name == "jpeg-secret-offset":
+            passed = [~defence.flagged(check(attacker["images"], [offset] * len(values)), threshold)
+                      for offset in all_offsets()]
+            row["success_share_over_offsets"] = (missed * np.mean(passed, 0)).tolist()
+        rows.append(row)
+    return {"defence": defence.name, "description": defence.description,
+            "flags": "above" if defence.flags_above else "below", "threshold": threshold,
+            "held_out_threshold": held_out_threshold, "clean_values": defence.held_out.tolist(),
+            "clean_flag_rate": float(clean_flags.mean()),
+            "clean_flag_rate_with_daain": float((clean_flags | clean_daain).mean()), "attackers": rows}

@@ -1,0 +1,135 @@
+# Copyright 2026 daain_ros maintainers
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+
+"""The defence study (issue 16) on the packaged default model at 128x64.
+
+The JPEG check and its adapted attacker, secret projections, and ``daain defences`` with its section in
+``daain report``.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from daain_ros.cli.main import main
+from daain_ros.demo.default_assets import default_model_path
+from daain_ros.detector.artifact import save_detector
+from daain_ros.detector.fit import FitConfig, fit_detector
+from daain_ros.detector.flow import FlowConfig
+from daain_ros.errors import DaainError
+from daain_ros.evaluation.adaptive import AdaptiveConfig, adaptive_attack
+from daain_ros.evaluation.attacks import network_input, pixel_batch
+from daain_ros.evaluation.corruptions import jpeg_round_trip
+from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
+from daain_ros.evaluation.projections import SecretProjections
+from daain_ros.evaluation.squeezing import COPIES, JpegConsistency, SqueezingCritic, all_offsets, compress
+from daain_ros.results import assemble
+
+SIZE = (128, 64)
+CONFIG = AdaptiveConfig(steps=8, restarts=1)
+
+
+@pytest.fixture(scope="module")
+def typical(default_espnet, small_fit_frames):
+    statistics = LayerStatistics.fit(default_espnet, small_fit_frames, SIZE)
+    return TypicalityCritic(default_espnet, statistics, small_fit_frames)
+
+
+def test_the_grid_offset_leaves_the_rows_and_columns_before_it_as_they_were(small_held_out):
+    image = small_held_out[0]
+    assert np.array_equal(compress(image, 50), jpeg_round_trip(image, 50))
+    shifted = compress(image, 50, (3, 5))
+    assert np.array_equal(shifted[:5], image[:5]) and np.array_equal(shifted[:, :3], image[:, :3])
+    assert np.array_equal(shifted[5:, 3:], jpeg_round_trip(image[5:, 3:], 50))
+    assert not np.array_equal(shifted, compress(image, 50))
+    with pytest.raises(DaainError, match=r"expected dx and dy in \[0, 8\)"):
+        compress(image, 50, (8, 0))
+
+
+def test_stronger_compression_changes_more_labels(default_espnet, small_held_out):
+    kept = {quality: JpegConsistency(default_espnet, SIZE, quality)(small_held_out) for quality in (95, 5)}
+    assert (kept[95] > kept[5]).all() and (kept[95] <= 1).all()
+
+
+@pytest.mark.parametrize("draws", [None, 2])
+def test_the_critic_sees_what_the_check_measures(default_espnet, typical, small_held_out, draws):
+    critic = SqueezingCritic(typical, JpegConsistency(default_espnet, SIZE, 20), 0.9, draws)
+    with torch.no_grad():
+        _, scores = critic(network_input(pixel_batch(small_held_out, "cpu") / 255, SIZE))
+    inner = len(typical.names)
+    assert scores.shape == (len(small_held_out), inner + COPIES * (draws or 1))
+    if draws is None:  # on the fixed grid, the column is the log of the share of labels the check sees change
+        changed = 1 - JpegConsistency(default_espnet, SIZE, 20)(small_held_out)
+        np.testing.assert_allclose(scores[:, inner].exp().numpy(), changed, atol=2e-3)
+    limits = critic.limits(scores)
+    assert (limits[:, inner:] >= np.log(0.1) - 1e-6).all() and (limits[:, inner:] >= scores[:, inner:]).all()
+
+
+@pytest.mark.parametrize("draws", [None, 2])
+def test_the_adapted_attacker_keeps_more_labels_under_compression_and_is_seeded(default_espnet, typical, small_held_out,
+                                                                                draws):
+    check = JpegConsistency(default_espnet, SIZE, 20)
+    offsets = [(0, 0)] if draws is None else all_offsets()
+
+    def kept(images):
+        return np.mean([check(images, [offset] * len(images)) for offset in offsets])
+
+    adapted, again = (adaptive_attack(default_espnet, SqueezingCritic(typical, check, 0.99, draws, seed=3),
+                                      small_held_out, 4 / 255, CONFIG, seed=0).images for _ in range(2))
+    ignoring = adaptive_attack(default_espnet, typical, small_held_out, 4 / 255, CONFIG, seed=0).images
+    assert kept(adapted) > kept(ignoring)
+    assert all(np.array_equal(a, b) for a, b in zip(adapted, again))
+
+
+def test_secret_projections_are_keyed_and_flag_what_is_far_from_clean(default_espnet, typical, small_frames,
+                                                                      small_held_out):
+    calibration = small_frames("synthetic:5:12")
+    fitted = [SecretProjections.fit(default_espnet, typical.statistics, calibration, 8, seed) for seed in (1, 1, 2)]
+    scores = [p.score(default_espnet, small_held_out) for p in fitted]
+    assert np.array_equal(scores[0], scores[1]) and not np.allclose(scores[0], scores[2])
+    upside_down = [np.ascontiguousarray(image[::-1]) for image in small_held_out]
+    assert fitted[0].score(default_espnet, upside_down).min() > scores[0].max()
+    with pytest.raises(DaainError, match="expected at least 1 and 2"):
+        SecretProjections.fit(default_espnet, typical.statistics, calibration[:1], 8, 1)
+
+
+def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, default_espnet, small_fit_frames):
+    config = FitConfig(size=SIZE, target_dims=150, augment_copies=1, calibration_folds=0, key_seed=1,
+                       flow=FlowConfig(epochs=2, blocks=2))
+    detector = save_detector(fit_detector(default_espnet, small_fit_frames, config, progress=False),
+                             tmp_path / "detector", default_espnet)
+    out = tmp_path / "defences"
+    assert main(["defences", "--detector", str(detector), "--model", str(default_model_path()), "--data",
+                 "synthetic:9:8", "--fit-data", "synthetic:3:20", "--statistics-stride", "4", "--adaptive-steps", "3",
+                 "--adaptive-restarts", "1", "--adaptive-every", "4", "--directions", "4", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    document = json.loads((out / "defences.json").read_text())
+    assert (document["frames"], document["clean_frames"], document["statistics_frames"],
+            document["calibration_frames"]) == (2, 8, 5, 15)
+    attackers = [a["attacker"] for a in document["attackers"]]
+    assert len(attackers) == 3
+    for attacker in document["attackers"]:
+        assert attacker["daain_flagged"] == (np.array(attacker["daain_scores"]) > document["threshold"]).tolist()
+        assert attacker["damaged"] == (np.array(attacker["pixel_agreement"]) <= 0.5).tolist()
+    assert [d["defence"] for d in document["defences"]] == ["jpeg", "jpeg-secret-offset", "secret-projections"]
+    for defence, adapted in zip(document["defences"], (attackers[1], attackers[2], None)):
+        assert [row["attacker"] for row in defence["attackers"]] == attackers
+        assert [row["attacker"] for row in defence["attackers"] if row["adapted"]] == ([adapted] if adapted else [])
+        clean = np.array(defence["clean_values"])
+        flags = clean > defence["threshold"] if defence["flags"] == "above" else clean < defence["threshold"]
+        assert defence["clean_flag_rate"] == flags.mean()
+        for row, attacker in zip(defence["attackers"], document["attackers"]):
+            missed = np.array(attacker["damaged"]) & ~np.array(attacker["daain_flagged"])
+            assert row["successes"] == (missed & ~np.array(row["flagged"])).tolist()
+            shares = row.get("success_share_over_offsets")
+            assert (shares is not None) == (defence["defence"] == "jpeg-secret-offset")
+            assert shares is None or all(0 <= s <= m for s, m in zip(shares, missed))
+    text = assemble(tmp_path / "results.md", [str(out)]).read_text()
+    assert "## Defences tried against the key-agnostic attacker (`daain defences`)" in text
+    report = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(report) == 1 + 3 + 1 + 9 and all(line in text.splitlines() for line in report)

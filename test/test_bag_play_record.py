@@ -105,6 +105,7 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
                                                                    "/flag", "/score"), 4)
     assert "remap rule" not in played.stderr  # --topic-remap is ours, not a ROS argument
     assert last_json(played.stdout)["acknowledged"] is True
+    assert last_json(played.stdout)["other_publishers"] == {} and "other publishers" not in played.stderr
     summary = last_json(recorded)
     assert summary["messages"] == dict.fromkeys(topics, 4) and summary["never_published"] == []
     assert summary["stopped_by_signal"] is True
@@ -120,6 +121,19 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
     received = [log_ns for log_ns, _ in serialized(out, "/cam")]
     # played at 3x, the frames leave 1.5 s / 3 apart in all; a player that ignored the timing takes ms
     assert (received[-1] - received[0]) / 1e9 > 0.3
+
+
+def test_play_warns_of_other_publishers_on_the_topics_it_plays(mixed_bag):
+    """A bag played onto a topic that a camera already publishes on: a node reading it would raise its flag."""
+    camera = Client("live_camera")
+    try:
+        played = subprocess.run(daain("play", mixed_bag, "--topics", "/cam", "--topic-remap", f"/cam:={TOPIC}"),
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        camera.close()
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert last_json(played.stdout)["other_publishers"] == {TOPIC: ["/live_camera"]}
+    assert f"daain bag play: warning: {TOPIC} has other publishers (/live_camera)" in played.stderr
 
 
 def test_record_stops_after_max_messages_while_a_looping_player_goes_on(mixed_bag, tmp_path):

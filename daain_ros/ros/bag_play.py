@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from daain_ros.errors import DaainError, DataSourceError, ImageError
 from daain_ros.io.rosbag import bag_topics, check_topics, read_messages, typestore
-from daain_ros.ros.dds import StopSignals, dds_node, message_class
+from daain_ros.ros.dds import StopSignals, dds_node, message_class, other_publishers
 from daain_ros.ros.qos import RELIABILITY
 
 DEPTH = 10
@@ -98,6 +98,21 @@ def _wait_for_subscribers(publishers, count, stop):
         stop.sleep_until(time.monotonic() + 0.02)
 
 
+def _warn_of_other_publishers(node, publishers, seen):
+    """Adds to ``seen`` ({topic: names}) the other nodes publishing on the played topics; warns of new ones.
+
+    A detector_node reading such a topic raises its flag while frames from several sources interleave (a bag
+    replayed onto a live camera's topic), so the replay would say nothing of the bag.
+    """
+    for publisher in publishers.values():
+        topic = publisher.topic_name
+        new = sorted(set(other_publishers(node, topic)) - set(seen.get(topic, ())))
+        if new:
+            seen[topic] = sorted({*seen.get(topic, ()), *new})
+            tqdm.write(f"daain bag play: warning: {topic} has other publishers ({', '.join(new)}): a detector_node "
+                       "reading it raises its flag while their frames and the bag's interleave", file=sys.stderr)
+
+
 def play_bag(bag, *, rate=1.0, loop=False, topics=None, remaps=None, qos="reliable", wait_for_subscribers=0,
              delay=0.0):
     """Publishes a bag's messages on their recorded timing until done or signalled; returns what it did.
@@ -109,7 +124,9 @@ def play_bag(bag, *, rate=1.0, loop=False, topics=None, remaps=None, qos="reliab
     :param qos: reliability of the publishers, ``reliable`` or ``best_effort``.
     :param wait_for_subscribers: start only once every played topic has this many subscribers.
     :param delay: seconds to wait before the first message.
-    :returns: ``{"bag", "published", "unreadable", "passes", "wall_s", "acknowledged", "stopped_by_signal"}``.
+    :returns: ``{"bag", "published", "unreadable", "passes", "wall_s", "acknowledged", "stopped_by_signal",
+        "other_publishers"}``; the last: per played topic, the other nodes seen publishing on it as play started or
+        ended (each warned of on stderr).
     """
     if not rate > 0 or delay < 0 or wait_for_subscribers < 0:
         raise DaainError(f"--rate {rate}, --delay {delay}, --wait-for-subscribers "
@@ -124,6 +141,8 @@ def play_bag(bag, *, rate=1.0, loop=False, topics=None, remaps=None, qos="reliab
         publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), profile) for t in msgtypes}
         _wait_for_subscribers(publishers, wait_for_subscribers, stop)
         stop.sleep_until(time.monotonic() + delay)
+        others = {}
+        _warn_of_other_publishers(node, publishers, others)
         player = Player(bag, publishers, msgtypes, rate, stop)
         with tqdm(total=None if loop else count, desc=f"play {bag.name}", unit="msg") as progress:
             while not stop.stopped and (passes == 0 or loop):
@@ -131,6 +150,7 @@ def play_bag(bag, *, rate=1.0, loop=False, topics=None, remaps=None, qos="reliab
                 passes += 1
         acked = None if stop.stopped else all(p.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
                                               for p in publishers.values())
+        _warn_of_other_publishers(node, publishers, others)
     return {"bag": str(bag), "published": player.published, "unreadable": player.unreadable, "passes": passes,
             "wall_s": round(time.monotonic() - started, 3), "acknowledged": acked,
-            "stopped_by_signal": stop.signal is not None}
+            "stopped_by_signal": stop.signal is not None, "other_publishers": others}

@@ -4,11 +4,11 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""rclpy plumbing shared by ``daain bag play`` and ``daain bag record``.
+"""rclpy plumbing shared by ``daain bag play``, ``daain bag record`` and the node.
 
 The large-frame Fast DDS profile the node uses, an rclpy context whose shutdown we control (SIGINT and
-SIGTERM only set a flag, so a bag is always closed cleanly), a bounded teardown, and message classes by type
-name.
+SIGTERM only set a flag, so a bag is always closed cleanly), a bounded teardown, message classes by type
+name, and who publishes on a topic.
 """
 
 import faulthandler
@@ -39,6 +39,21 @@ def message_class(msgtype):
     except (ImportError, AttributeError, ValueError) as exc:
         raise DaainError(f"message type {msgtype}: no Python message class for it here "
                          f"({package}.msg.{name}); install that package's ROS 2 messages") from exc
+
+
+def publisher_names(node, topic):
+    """The fully qualified names of the nodes that publish on ``topic``, one per publisher, sorted."""
+    return sorted(f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+                  for info in node.get_publishers_info_by_topic(topic))
+
+
+def other_publishers(node, topic):
+    """:func:`publisher_names` without ``node`` itself (once: a node may publish twice on one topic)."""
+    names = publisher_names(node, topic)
+    own = node.get_fully_qualified_name()
+    if own in names:
+        names.remove(own)
+    return names
 
 
 class StopSignals:

@@ -20,6 +20,7 @@ from std_msgs.msg import Bool, Float32
 
 from daain_ros.io.image_codec import encode_image
 from daain_ros.ros import health
+from daain_ros.ros.dds import other_publishers, publisher_names
 from daain_ros.ros.qos import FLAG
 from daain_ros.segmentation.cityscapes import overlay
 
@@ -72,21 +73,13 @@ class VerdictPublisher:
 
         Republishes the last verdict if they changed.
         """
-        rivals = self._publishers(self._flag.topic_name)
-        own = self._node.get_fully_qualified_name()
-        if own in rivals:
-            rivals.remove(own)
-        graph = (tuple(rivals), tuple(self._publishers(input_topic)) if input_topic else (), input_topic)
+        rivals = other_publishers(self._node, self._flag.topic_name)
+        graph = (tuple(rivals), tuple(publisher_names(self._node, input_topic)) if input_topic else (), input_topic)
         with self._lock:
             if graph != self._graph:
                 self._graph = graph
                 if self._last is not None:
                     self._publish(*self._last)
-
-    def _publishers(self, topic):
-        """The names of the nodes that publish on ``topic``, one per publisher, sorted."""
-        return sorted(f"{info.node_namespace.rstrip('/')}/{info.node_name}"
-                      for info in self._node.get_publishers_info_by_topic(topic))
 
     def publish(self, verdict, facts, hardware_id, stamp=None):
         """Publishes ``verdict``, raised while the flag's topic has other publishers or the input several.

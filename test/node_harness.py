@@ -106,14 +106,15 @@ def spun_node(client_name, **parameters):
         rclpy.try_shutdown(context=context)
 
 
-def in_process_node(context, **parameters):
+def in_process_node(context, namespace="", **parameters):
     """A ``DetectorNode`` in this process on TOPIC with the default model and detector, not started.
 
     The backend is torch unless given: the default (auto) exports the graph for ONNX Runtime at each configure.
+    A ``namespace`` moves its outputs (``NAMESPACE/daain/anomaly``, ...) away from other tests' nodes.
     """
     rclpy.init(context=context)
     parameters = {"model_path": str(MODEL), "detector_path": str(DETECTOR), "backend": "torch", **parameters}
-    return DetectorNode(context=context, cli_args=["--ros-args", "-r", f"image:={TOPIC}"],
+    return DetectorNode(context=context, namespace=namespace, cli_args=["--ros-args", "-r", f"image:={TOPIC}"],
                         parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
 
 

@@ -34,9 +34,9 @@ class LivelinessWatch:
     ``events`` lists (seconds since the watch began, alive count) for a failure's message.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, topic="/daain/anomaly"):
         self.alive, self.events, self._began = None, [], time.monotonic()
-        client.node.create_subscription(Bool, "/daain/anomaly", lambda _msg: None, FLAG,
+        client.node.create_subscription(Bool, topic, lambda _msg: None, FLAG,
                                         event_callbacks=SubscriptionEventCallbacks(liveliness=self._changed))
 
     def _changed(self, info):
@@ -46,14 +46,18 @@ class LivelinessWatch:
 
 def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_stops():
     context = Context()
-    node = in_process_node(context, device="cpu")  # unconfigured: nothing but the heartbeat runs
+    # unconfigured: nothing but the heartbeat runs; in a namespace of its own, so that no flag writer of another
+    # test's node in this process counts among the alive ones
+    node = in_process_node(context, namespace="liveliness", device="cpu")
     executor = SingleThreadedExecutor(context=context)
     client = Client("daain_liveliness_client")
-    watch = LivelinessWatch(client)
+    watch = LivelinessWatch(client, "/liveliness/daain/anomaly")
     try:
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
-        assert client.spin_until(lambda: watch.alive == 1, 10.0), "the flag's writer never became alive"
+        assert client.spin_until(lambda: watch.alive == 1, 30.0), \
+            f"the flag's writer never became alive (liveliness events: {watch.events}; publishers: " \
+            f"{client.node.get_publishers_info_by_topic('/liveliness/daain/anomaly')})"
         assert not client.spin_until(lambda: watch.alive != 1, 2 * LIVELINESS_LEASE_S), \
             "the flag's liveliness lapsed while the node spun"
         stopped = time.monotonic()  # the last assertion came at most a heartbeat (1 s) before this

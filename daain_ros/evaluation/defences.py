@@ -52,7 +52,11 @@ class DefenceConfig:
 
 @dataclass(frozen=True)
 class _Defence:
-    """One defence's statistic per frame, on which side it flags, and its thresholds."""
+    """One defence: its statistic per frame, on which side it flags, and its values on clean frames.
+
+    ``at_offset(images, offset)``: for a defence keyed by a JPEG grid offset, its statistic at one offset, so
+    that a frame can be judged at every offset the secret might have drawn.
+    """
 
     name: str
     description: str
@@ -60,6 +64,7 @@ class _Defence:
     flags_above: bool
     calibration: np.ndarray
     held_out: np.ndarray
+    at_offset: object = None
 
     def threshold(self, values, rate):
         return float(np.quantile(values, 1 - rate if self.flags_above else rate))
@@ -98,7 +103,8 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
         _Defence("jpeg-secret-offset", f"labels kept under JPEG at quality {config.quality}, grid at a secret "
                  "offset per frame", lambda images: check(images, random_offsets(len(images), offsets)), False,
                  check(calibration, random_offsets(len(calibration), offsets)),
-                 check(held_out, random_offsets(len(held_out), offsets))),
+                 check(held_out, random_offsets(len(held_out), offsets)),
+                 lambda images, offset: check(images, [offset] * len(images))),
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
                  projections.score(model, halves[1]), projections.score(model, held_out)),
@@ -126,11 +132,11 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
             "attackers": [{k: v for k, v in a.items() if k != "images"} for a in attackers],
-            "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers, check)
+            "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers)
                          for d in defences]}
 
 
-def _judged(defence, threshold, clean_rate, clean_daain, attackers, check):
+def _judged(defence, threshold, clean_rate, clean_daain, attackers):
     held_out_threshold = defence.threshold(defence.held_out, clean_rate)
     clean_flags = defence.flagged(defence.held_out, threshold)
     rows = []
@@ -142,8 +148,8 @@ def _judged(defence, threshold, clean_rate, clean_daain, attackers, check):
                "values": values.tolist(), "flagged": flagged.tolist(), "successes": (missed & ~flagged).tolist(),
                "success_rate": float(np.mean(missed & ~flagged)),
                "success_rate_held_out_threshold": float(np.mean(missed & ~defence.flagged(values, held_out_threshold)))}
-        if defence.name == "jpeg-secret-offset":
-            passed = [~defence.flagged(check(attacker["images"], [offset] * len(values)), threshold)
+        if defence.at_offset:
+            passed = [~defence.flagged(defence.at_offset(attacker["images"], offset), threshold)
                       for offset in all_offsets()]
             row["success_share_over_offsets"] = (missed * np.mean(passed, 0)).tolist()
         rows.append(row)

@@ -133,3 +133,15 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
     assert "## Defences tried against the key-agnostic attacker (`daain defences`)" in text
     report = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
     assert len(report) == 1 + 3 + 1 + 9 and all(line in text.splitlines() for line in report)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--clean-rate", "2", "clean rate 2.0"), ("--quality", "101", "JPEG quality 101"),
+    ("--statistics-stride", "1", "statistics stride 1"), ("--eps", "0", "eps 0.0")])
+def test_bad_settings_are_one_line_before_anything_loads(tmp_path, capsys, option, value, message):
+    missing = str(tmp_path / "missing")
+    assert main(["defences", "--detector", missing, "--model", missing, "--data", missing, "--fit-data", missing,
+                 option, value, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("daain defences: error:") and message in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -46,13 +46,13 @@ def register(sub):
 
 def run(args):
     origin = provenance()  # the machine's load as the run starts
-    check_budget(args.eps, None)
-    torch.manual_seed(args.seed)
-    pipeline = Pipeline.load(args.model, args.detector, args.device)
-    held_out = held_out_images(args)
+    check_budget(args.eps, None)  # the settings are checked before anything loads
     config = DefenceConfig(quality=args.quality, clean_rate=args.clean_rate, directions=args.directions,
                            draws=args.draws, statistics_stride=args.statistics_stride,
                            attack=AdaptiveConfig(steps=args.adaptive_steps, restarts=args.adaptive_restarts))
+    torch.manual_seed(args.seed)
+    pipeline = Pipeline.load(args.model, args.detector, args.device)
+    held_out = held_out_images(args)
     targets = held_out[::args.adaptive_every][:args.adaptive_frames]
     fit = source_images(args.fit_data, args.fit_frames)
     document = defence_study(pipeline, fit, held_out, targets, args.eps, config, args.seed)

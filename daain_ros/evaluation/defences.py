@@ -44,10 +44,12 @@ class DefenceConfig:
     attack: AdaptiveConfig = AdaptiveConfig()
 
     def __post_init__(self):
-        if not 0 < self.clean_rate < 1 or self.directions < 1 or self.draws < 1 or self.statistics_stride < 2:
-            raise DaainError(f"clean rate {self.clean_rate}, {self.directions} directions, {self.draws} draws, "
-                             f"statistics stride {self.statistics_stride}: expected a rate in (0, 1), at least 1 "
-                             "direction and draw, and a stride of at least 2")
+        if not (0 < self.clean_rate < 1 and 1 <= self.quality <= 100 and self.directions >= 1 and self.draws >= 1
+                and self.statistics_stride >= 2):
+            raise DaainError(f"clean rate {self.clean_rate}, JPEG quality {self.quality}, {self.directions} "
+                             f"directions, {self.draws} draws, statistics stride {self.statistics_stride}: expected "
+                             "a rate in (0, 1), a quality of 1-100, at least 1 direction and draw, and a stride of at "
+                             "least 2")
 
 
 @dataclass(frozen=True)

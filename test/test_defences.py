@@ -98,7 +98,8 @@ def test_secret_projections_are_keyed_and_flag_what_is_far_from_clean(default_es
         SecretProjections.fit(default_espnet, typical.statistics, calibration[:1], 8, 1)
 
 
-def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, default_espnet, small_fit_frames):
+def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, default_espnet, small_fit_frames,
+                                                                 small_frames):
     config = FitConfig(size=SIZE, target_dims=150, augment_copies=1, calibration_folds=0, key_seed=1,
                        flow=FlowConfig(epochs=2, blocks=2))
     detector = save_detector(fit_detector(default_espnet, small_fit_frames, config, progress=False),
@@ -117,6 +118,9 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
         assert attacker["daain_flagged"] == (np.array(attacker["daain_scores"]) > document["threshold"]).tolist()
         assert attacker["damaged"] == (np.array(attacker["pixel_agreement"]) <= 0.5).tolist()
     assert [d["defence"] for d in document["defences"]] == ["jpeg", "jpeg-secret-offset", "secret-projections"]
+    # the study's held-out values are the check's on the held-out frames at the network size, measured here again
+    np.testing.assert_allclose(document["defences"][0]["clean_values"],
+                               JpegConsistency(default_espnet, SIZE, 50)(small_frames("synthetic:9:8")))
     for defence, adapted in zip(document["defences"], (attackers[1], attackers[2], None)):
         assert [row["attacker"] for row in defence["attackers"]] == attackers
         assert [row["attacker"] for row in defence["attackers"] if row["adapted"]] == ([adapted] if adapted else [])

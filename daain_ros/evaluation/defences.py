@@ -56,8 +56,8 @@ class DefenceConfig:
 class _Defence:
     """One defence: its statistic per frame, on which side it flags, and its values on clean frames.
 
-    ``at_offset(images, offset)``: for a defence keyed by a JPEG grid offset, its statistic at one offset, so
-    that a frame can be judged at every offset the secret might have drawn.
+    ``at_offset(images, offset, labels)``: for a defence keyed by a JPEG grid offset, its statistic at one offset
+    (``labels``: the frames' own), so that a frame can be judged at every offset the secret might have drawn.
     """
 
     name: str
@@ -96,17 +96,18 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
 
     check = JpegConsistency(model, size, config.quality)
     offsets = np.random.default_rng(keys[0])
+    own = {"calibration": check.labels(calibration), "held_out": check.labels(held_out)}
     statistics = LayerStatistics.fit(model, statistics_frames, size)
     halves = calibration[::2], calibration[1::2]
     projections = SecretProjections.fit(model, statistics, halves[0], config.directions, keys[1])
     defences = [
         _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
-                 check(calibration), check(held_out)),
+                 check(calibration, labels=own["calibration"]), check(held_out, labels=own["held_out"])),
         _Defence("jpeg-secret-offset", f"labels kept under JPEG at quality {config.quality}, grid at a secret "
                  "offset per frame", lambda images: check(images, random_offsets(len(images), offsets)), False,
-                 check(calibration, random_offsets(len(calibration), offsets)),
-                 check(held_out, random_offsets(len(held_out), offsets)),
-                 lambda images, offset: check(images, [offset] * len(images))),
+                 check(calibration, random_offsets(len(calibration), offsets), own["calibration"]),
+                 check(held_out, random_offsets(len(held_out), offsets), own["held_out"]),
+                 lambda images, offset, labels: check(images, [offset] * len(images), labels)),
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
                  projections.score(model, halves[1]), projections.score(model, held_out)),
@@ -129,11 +130,11 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "daain_scores": scores["daain"].tolist(), "daain_flagged": (scores["daain"] > pipeline.threshold).tolist(),
             "success_rate": float(np.mean((agreement <= DAMAGED) & (scores["daain"] <= pipeline.threshold))),
             "steps": outcome.steps.tolist(), "seconds_per_image": outcome.seconds / len(targets),
-            "images": outcome.images})
+            "images": outcome.images, "labels": labels})  # the graph's labels equal the eager model's
     return {"eps": eps, "frames": len(targets), "threshold": pipeline.threshold, "clean_frames": len(held_out),
             "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
-            "attackers": [{k: v for k, v in a.items() if k != "images"} for a in attackers],
+            "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],
             "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers)
                          for d in defences]}
 
@@ -151,7 +152,8 @@ def _judged(defence, threshold, clean_rate, clean_daain, attackers):
                "success_rate": float(np.mean(missed & ~flagged)),
                "success_rate_held_out_threshold": float(np.mean(missed & ~defence.flagged(values, held_out_threshold)))}
         if defence.at_offset:
-            passed = [~defence.flagged(defence.at_offset(attacker["images"], offset), threshold)
+            labels = attacker["labels"]
+            passed = [~defence.flagged(defence.at_offset(attacker["images"], offset, labels), threshold)
                       for offset in all_offsets()]
             row["success_share_over_offsets"] = (missed * np.mean(passed, 0)).tolist()
         rows.append(row)

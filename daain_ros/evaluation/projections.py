@@ -23,7 +23,7 @@ from daain_ros.segmentation.preprocess import preprocess
 
 
 class SecretProjections:
-    """Fitted by :meth:`fit`; ``score(images)`` is the largest standardised projection statistic per frame."""
+    """Fitted by :meth:`fit`; ``score(model, images)`` is the largest standardised projection statistic per frame."""
 
     def __init__(self, statistics, directions, mean, scale):
         self.statistics = statistics
@@ -32,7 +32,7 @@ class SecretProjections:
         self.scale = scale
 
     @classmethod
-    def fit(cls, model, statistics, calibration_bgr, directions=64, seed=None, batch_size=4):
+    def fit(cls, model, statistics, calibration_bgr, directions=64, seed=None):
         """Draws the directions from ``seed`` (a fresh secret when None) and standardises on calibration frames.
 
         The calibration frames should not be those the statistics were fitted on: their residuals are smaller.
@@ -44,25 +44,26 @@ class SecretProjections:
         drawn = {name: torch.nn.functional.normalize(torch.randn(directions, mean.shape[0], generator=generator),
                                                      dim=1).to(mean.device)
                  for name, mean in statistics.means.items()}
-        projections = cls(statistics, drawn, 0.0, 1.0)
-        values = projections.features(model, calibration_bgr, batch_size)
+        values = _log_mean_squares(model, statistics, drawn, calibration_bgr)
         return cls(statistics, drawn, values.mean(0), values.std(0) + 1e-6)
-
-    def features(self, model, images_bgr, batch_size=4):
-        """Per frame, every layer's and direction's log mean square, standardised (frames x layers * directions)."""
-        rows = []
-
-        def record(name, output):
-            residual = ((output - self.statistics.means[name]) / self.statistics.scales[name]).flatten(2)
-            current.append(torch.einsum("kc,ncp->nkp", self.directions[name], residual).square().mean(2).log())
-
-        with hooked(model, list(self.directions), record), torch.inference_mode():
-            for start in range(0, len(images_bgr), batch_size):
-                current = []
-                model.logits(preprocess(images_bgr[start:start + batch_size], self.statistics.size, model.device))
-                rows.append(torch.cat(current, 1).double().cpu().numpy())
-        return (np.concatenate(rows) - self.mean) / self.scale
 
     def score(self, model, images_bgr):
         """The largest standardised value per frame (higher: further from the calibration frames)."""
-        return self.features(model, images_bgr).max(1)
+        values = _log_mean_squares(model, self.statistics, self.directions, images_bgr)
+        return ((values - self.mean) / self.scale).max(1)
+
+
+def _log_mean_squares(model, statistics, directions, images_bgr, batch_size=4):
+    """Per frame, every layer's and direction's log mean square over positions (frames x layers * directions)."""
+    rows = []
+
+    def record(name, output):
+        residual = ((output - statistics.means[name]) / statistics.scales[name]).flatten(2)
+        current.append(torch.einsum("kc,ncp->nkp", directions[name], residual).square().mean(2).log())
+
+    with hooked(model, list(directions), record), torch.inference_mode():
+        for start in range(0, len(images_bgr), batch_size):
+            current = []
+            model.logits(preprocess(images_bgr[start:start + batch_size], statistics.size, model.device))
+            rows.append(torch.cat(current, 1).double().cpu().numpy())
+    return np.concatenate(rows)

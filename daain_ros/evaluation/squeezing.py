@@ -61,10 +61,18 @@ class JpegConsistency:
         self.size = tuple(size)
         self.quality = quality
 
-    def __call__(self, images_bgr, offsets=None):
-        """Agreements (float per frame) of frames at network size, each compressed at its offset (default 0, 0)."""
+    def labels(self, images_bgr):
+        """The frames' own labels, which :meth:`__call__` compares with the compressed frames'."""
+        return predict_labels(self.model, images_bgr, self.size)
+
+    def __call__(self, images_bgr, offsets=None, labels=None):
+        """Agreements (float per frame) of frames at network size, each compressed at its offset (default 0, 0).
+
+        :param labels: the frames' own labels (:meth:`labels`), when already known: judging frames at many offsets
+            needs them once.
+        """
         offsets = offsets or [(0, 0)] * len(images_bgr)
-        plain = predict_labels(self.model, images_bgr, self.size)
+        plain = self.labels(images_bgr) if labels is None else labels
         squeezed = predict_labels(self.model, [compress(image, self.quality, offset)
                                                for image, offset in zip(images_bgr, offsets)], self.size)
         return (plain == squeezed).mean((1, 2))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from daain_ros.detector.flow import FlowConfig, build_flow, negative_log_likelihood
-from daain_ros.detector.heads import HEAD_KINDS, ScoreHead
+from daain_ros.detector.heads import GAUSSIAN_LIMIT, HEAD_KINDS, ScoreHead
 from daain_ros.errors import DaainError, NotFittedError
 
 DIMS = 32
@@ -50,6 +50,34 @@ def test_cauchy_head_ranks_broad_shift_above_one_far_dimension():
     gaussian, cauchy = nll_head(nll, z), cauchy_head(nll, z)
     assert gaussian[0] > 100 * gaussian[1]
     assert cauchy[1] > cauchy[0]
+
+
+def test_cauchy_head_is_exact_to_a_hundredth_up_to_its_limit_and_infinite_beyond():
+    """An identity flow's float32 NLL with (nearly) every latent at one value.
+
+    Below the limit the score is the float64 Cauchy NLL within 0.01; beyond it, where rounding has eaten the
+    log-determinant, it is +inf, never a small number.
+    """
+    head = ScoreHead("cauchy", DIMS)
+    for gaussian in (0.9 * GAUSSIAN_LIMIT, 2.0 * GAUSSIAN_LIMIT):
+        z = torch.full((1, DIMS), math.sqrt(2 * gaussian))
+        z[0, 0] += 0.37  # not every latent alike: the two sums round differently
+        nll = 0.5 * (z ** 2).mean(1) + 0.5 * math.log(2 * math.pi)
+        exact = torch.log(math.pi * (1 + z.double() ** 2)).mean(1)
+        score = head(nll, z)
+        if gaussian < GAUSSIAN_LIMIT:
+            assert abs(float(score) - float(exact)) < 0.01
+        else:
+            assert math.isinf(float(score)) and score > 0
+
+
+def test_cauchy_head_flags_a_flow_output_far_beyond_float32s_reach(flow):
+    """Inputs 10^4 standard deviations out (the graph once scored normal noise in network units 0.23 this way)."""
+    x = torch.randn(4, DIMS, generator=torch.Generator().manual_seed(6)) * 1e4
+    with torch.no_grad():
+        nll, z = negative_log_likelihood(flow, x)
+        assert bool((0.5 * (z ** 2).mean(1) > GAUSSIAN_LIMIT).all())
+        assert bool(torch.isposinf(ScoreHead("cauchy", DIMS)(nll, z)).all())
 
 
 def test_hbos_head_needs_fitting_and_scores_outside_the_training_range_higher():

@@ -15,6 +15,10 @@ still outscored every flipped and noisy frame, under the Cauchy one none (detect
 ``nll`` is the flow's negative log-likelihood per dimension; ``znorm`` the mean squared latent; ``hbos``
 the histogram-based outlier score on z the reference uses, but summing log densities with a floor
 instead of pyod's min-max-capped probabilities, which saturate at 1.0 for every held-out frame.
+The ``cauchy`` score swaps the Gaussian term out of the flow's float32 NLL, which has rounded the
+log-determinant away once that term is large: beyond ``GAUSSIAN_LIMIT`` the head cannot judge and returns
++inf (anomalous), never a small number left by the cancellation (an input of normal noise in network units
+scored 0.23 against a threshold of 1.53 before).
 ``supervised`` is a logistic regression (scikit-learn) on summaries of the flow's output (NLL, mean
 squared latent, largest latent, share of latents beyond 3, each standardised on clean frames, with their
 squares, so an input the flow finds too *likely* can count as anomalous too), trained to separate clean
@@ -30,6 +34,9 @@ from daain_ros.errors import DaainError, NotFittedError
 
 HEAD_KINDS = ("cauchy", "nll", "znorm", "hbos", "supervised")
 CAUCHY_OFFSET = math.log(math.pi) - 0.5 * math.log(2 * math.pi)  # Cauchy minus Gaussian constant, per dim
+#: Largest Gaussian term (0.5 * mean z**2) the ``cauchy`` score subtracts: float32's spacing there is 2**-7, so the
+#: rounding left stays below a hundredth of a nat, where a frame's score is read against its threshold.
+GAUSSIAN_LIMIT = 2.0 ** 16
 SUMMARIES = 4
 HBOS_BINS = 16
 HBOS_FLOOR = 1e-3
@@ -110,7 +117,8 @@ class ScoreHead(nn.Module):
             return nll
         if self.kind == "cauchy":  # the Gaussian NLL with each 0.5 z**2 swapped for log(1 + z**2)
             squared = z ** 2
-            return nll + (torch.log1p(squared) - 0.5 * squared).mean(1) + CAUCHY_OFFSET
+            score = nll + (torch.log1p(squared) - 0.5 * squared).mean(1) + CAUCHY_OFFSET
+            return score.masked_fill(squared.mean(1) > 2 * GAUSSIAN_LIMIT, math.inf)
         if self.kind == "znorm":
             return (z ** 2).mean(1)
         if self.kind == "supervised":

@@ -4,14 +4,22 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""``compile``: CUDA Graph replay equals eager ESPNet on CUDA; on a CPU ``auto`` and ``off`` change nothing."""
+"""``compile``: replayed or compiled, the monitor judges as the eager graph does.
+
+CUDA Graph replay equals eager ESPNet on CUDA; on a CPU ``auto`` and ``off`` change nothing and ``torch-compile``
+gives the eager graph's labels and scores.
+"""
+
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from daain_ros.accelerate import COMPILE_MODES, MAX_GRAPHS, GraphReplay, accelerate, resolve_compile
-from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE
+from daain_ros.bench.variants import procedural_frames
+from daain_ros.demo.default_assets import DEFAULT_DIR, MODEL_FILE, default_model_path
+from daain_ros.demo.drive import default_detector_path
 from daain_ros.errors import DaainError
 from daain_ros.pipeline import Pipeline
 from daain_ros.segmentation.espnet import load_espnet
@@ -35,6 +43,19 @@ def test_unknown_or_impossible_modes_are_refused_naming_the_choices():
         resolve_compile("jit", "cpu")
     with pytest.raises(DaainError, match="compile 'cuda-graph' on device cpu: expected a CUDA device"):
         accelerate(torch.nn.Identity(), "cuda-graph", "cpu")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on a CPU needs a C++ compiler (g++)")
+def test_torch_compile_on_a_cpu_gives_the_eager_graphs_labels_and_scores():
+    """The default model and detector at 512x256 (the node's ``compile: torch-compile`` on a CPU; compiles ~20 s)."""
+    frames = procedural_frames(2, (960, 540), seed=8)
+    eager = Pipeline.load(default_model_path(), default_detector_path(), "cpu", compile="off")
+    compiled = Pipeline.load(default_model_path(), default_detector_path(), "cpu", compile="torch-compile")
+    assert hasattr(compiled.backend.graph, "_orig_mod")  # torch.compile's wrapper, not the graph itself
+    labels, scores = eager.infer(frames)
+    compiled_labels, compiled_scores = compiled.infer(frames)
+    assert torch.equal(compiled_labels, labels)
+    torch.testing.assert_close(compiled_scores, scores, rtol=1e-5, atol=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,14 @@ field with per-process memory.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from daain_ros.bench.runner import fresh_detector, parse_sizes
+from daain_ros.bench.runner import BenchConfig, fresh_detector, parse_sizes
 from daain_ros.bench.variants import (DaainStep, EspnetStep, ReferenceStep, procedural_frames, ratio_interval,
                                       time_interleaved)
 from daain_ros.cli import main as cli
@@ -111,7 +112,7 @@ def test_reference_estimate_is_the_size_of_the_space_the_reference_builds(tmp_pa
     The estimate takes the channels from the detector's metadata, the size and the batch; the space is what the
     reference gather materialises, and the peak estimate scales it.
     """
-    from daain_ros.bench.runner import BenchConfig, reference_leaf
+    from daain_ros.bench.runner import reference_leaf
     from daain_ros.bench.variants import REFERENCE_PEAK_FACTOR
     from daain_ros.detector.artifact import save_detector
     model = load_espnet(model_file)
@@ -198,6 +199,32 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     fit = result["fit"]
     assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)
     assert 0 < fit["peak_mb"] < parent_mb - 400
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on a CPU needs a C++ compiler (g++)")
+def test_compiled_variants_are_timed_against_espnet_compiled_and_eager_espnet(tmp_path, model_file):
+    """The compiled monitor's overhead divides by ESPNet alone compiled the same way.
+
+    It also gets a ratio over eager ESPNet, and it judges as the eager graph does.
+    """
+    from daain_ros.bench.backends import backend_steps, time_backends
+    from daain_ros.detector.artifact import save_detector
+    model = load_espnet(model_file)
+    detector_dir = save_detector(fresh_detector(model, SIZE, dims=200), tmp_path / "det", model)
+    steps = backend_steps(model_file, detector_dir, SIZE, torch.device("cpu"), 1, onnxruntime=False, compiled=True)
+    frames = procedural_frames(3, SIZE, seed=9)
+    labels, scores = steps["graph"](frames[:1])
+    compiled_labels, compiled_scores = steps["graph_compiled"](frames[:1])
+    assert torch.equal(compiled_labels, labels) and torch.equal(steps["espnet_compiled"](frames[:1]), labels)
+    torch.testing.assert_close(compiled_scores, scores, rtol=1e-5, atol=0)
+    leaf, _, _ = time_backends({name: steps[name] for name in ("espnet", "espnet_compiled", "graph_compiled")},
+                               frames, 1, 1, torch.device("cpu"))
+    assert leaf["overhead"] == {
+        "graph_compiled": leaf["graph_compiled"]["median_ms"] / leaf["espnet_compiled"]["median_ms"],
+        "graph_compiled_vs_torch_espnet": leaf["graph_compiled"]["median_ms"] / leaf["espnet"]["median_ms"]}
+    assert BenchConfig(model_file, quick=True).compile_skipped == "quick mode"
+    assert BenchConfig(model_file, skip=("compile",)).compile_skipped == "--skip compile"
+    assert BenchConfig(model_file).compile_skipped is None
 
 
 def test_ratio_interval_resamples_the_interleaved_pairs_together():

@@ -75,10 +75,15 @@ def bench_result():
                               "graph": {"median_ms": 63.42, "p90_ms": 70.06},
                               "espnet_onnxruntime": {"median_ms": 57.0, "p90_ms": 58.0},
                               "onnxruntime": {"median_ms": 58.0, "p90_ms": 59.0},
+                              "espnet_compiled": {"median_ms": 48.0, "p90_ms": 49.0},
+                              "graph_compiled": {"median_ms": 50.0, "p90_ms": 51.0},
                               "overhead": {"gathers": 60.44 / 58.91, "graph": 63.42 / 58.91,
-                                           "onnxruntime": 58.0 / 57.0, "onnxruntime_vs_torch_espnet": 58.0 / 58.91},
+                                           "onnxruntime": 58.0 / 57.0, "onnxruntime_vs_torch_espnet": 58.0 / 58.91,
+                                           "graph_compiled": 50.0 / 48.0,
+                                           "graph_compiled_vs_torch_espnet": 50.0 / 58.91},
                               "overhead_ci95": {"gathers": [1.0114, 1.0402],
-                                                "onnxruntime_vs_torch_espnet": [0.97, 1.0]}}),
+                                                "onnxruntime_vs_torch_espnet": [0.97, 1.0],
+                                                "graph_compiled_vs_torch_espnet": [0.84, 0.86]}}),
             "node": {"size": "512x256", "median_ms": 57.94, "p90_ms": 61.2, "node_internal_median_ms": 52.1,
                      "max_rate_hz": 16, "at_30hz": {"processed": 172, "sent": 300, "dropped": 128,
                                                     "latency_first_half_ms": 76.9, "latency_second_half_ms": 77.0,
@@ -177,6 +182,9 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert "| 512x256 batch1 cpu | onnxruntime | 58.0 | 59.0 | 1.018 | - |" in text
     assert ("| 512x256 batch1 cpu | onnxruntime monitor / eager torch ESPNet alone | | | 0.985 | [0.970, 1.000] |"
             in text)
+    assert "| 512x256 batch1 cpu | graph_compiled | 50.0 | 51.0 | 1.042 | - |" in text
+    assert ("| 512x256 batch1 cpu | torch.compile monitor / eager torch ESPNet alone | | | 0.849 | [0.840, 0.860] |"
+            in text)
     assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
     assert "The node (backend auto = onnxruntime, its default workers, one thread per core on 2 cores)" in text
     assert "| onnxruntime | 1 | 2 | 18 | 12 | 0.67 | 40.0 | 50.0 |" in text  # an older result: one worker
@@ -266,13 +274,13 @@ def test_several_bench_runs_get_one_overview_table_in_their_order(tmp_path):
     epyc = "AMD EPYC (family 23 model 1, clock 2.0 GHz when recorded)"
     assert rows == [
         f"| `cpu.json` | 2026-11-25 | abc1234 | {epyc} | batch by batch | 512x256 batch1 cpu | "
-        "1.077 - | 0.985 [0.970, 1.000] | 16 Hz at 512x256 | 172 of 300 |",
+        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 | 172 of 300 |",
         f"| `cuda.json` | 2026-12-04 | def5678 | {epyc} | 10 batches at a time | 512x256 batch1 cpu | "
-        "1.077 - | 0.985 [0.970, 1.000] | 16 Hz at 512x256 | 172 of 300 |",
+        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 | 172 of 300 |",
         "| `cuda.json` | 2026-12-04 | def5678 | NVIDIA H200 | 10 batches at a time | 1024x512 batch1 cuda | "
-        "1.150 - | - | - | - |",
+        "1.150 - | - | - | - | - |",
         "| `older.json` | 2026-11-30 | 0123abc | Intel(R) Xeon(R) Processor | batch by batch | no backend comparison | "
-        "- | - | 16 Hz at 512x256 | 172 of 300 |"]
+        "- | - | - | 16 Hz at 512x256 | 172 of 300 |"]
     assert lines.index("## Benchmark runs at a glance") < lines.index(rows[0]) < lines.index(
         "## Benchmark: what DAAIN costs on top of ESPNet (`daain bench`)")
     single = assemble(tmp_path / "one.md", [str(paths[0])]).read_text()

@@ -13,6 +13,10 @@ from daain_ros.errors import DaainError
 from daain_ros.evaluation.metrics import ratio
 from daain_ros.provenance import describe_cpu
 
+#: A backend leaf's ratios of a whole monitor over eager-PyTorch ESPNet alone, and how the tables name that monitor.
+VERSUS_EAGER_ESPNET = {"onnxruntime_vs_torch_espnet": "onnxruntime monitor",
+                       "graph_compiled_vs_torch_espnet": "torch.compile monitor"}
+
 
 def table(result):
     """A short plain-text summary of the benchmark JSON."""
@@ -97,8 +101,9 @@ def overview(runs):
         run's own (date, commit, machine), as :func:`daain_ros.results.result_provenance` reads it, or None.
     """
     lines = ["| source | date | commit | machine | interleaving | case | graph / ESPNet alone [95 %] | ONNX Runtime "
-             "monitor / eager torch ESPNet alone [95 %] | node: every frame judged up to | node at 30 Hz: judged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "monitor / eager torch ESPNet alone [95 %] | torch.compile monitor / eager torch ESPNet alone [95 %] | "
+             "node: every frame judged up to | node at 30 Hz: judged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, origin, result in runs:
         origin = origin or {}
         machine, node = origin.get("machine") or {}, result.get("node", {})
@@ -111,7 +116,8 @@ def overview(runs):
             on_gpu = device == "cuda" and machine.get("cuda_device")
             lines.append(f"| `{name}` | {(origin.get('date') or '?')[:10]} | {origin.get('commit') or '?'} | "
                          f"{on_gpu or describe_cpu(machine)} | {_interleaving(result)} | {where} | "
-                         f"{_ratio(leaf, 'graph')} | {_ratio(leaf, 'onnxruntime_vs_torch_espnet')} | {rate} | "
+                         f"{_ratio(leaf, 'graph')} | {_ratio(leaf, 'onnxruntime_vs_torch_espnet')} | "
+                         f"{_ratio(leaf, 'graph_compiled_vs_torch_espnet')} | {rate} | "
                          f"{judged} |")
     return "\n".join(lines) + "\n"
 
@@ -152,8 +158,8 @@ def _backend_rows(leaf):
     Results of before the interval was measured have none.
     """
     intervals = leaf.get("overhead_ci95", {})
-    for variant in ("espnet", "gathers", "hooks", "graph_eager", "espnet_cuda_graph", "graph", "espnet_onnxruntime",
-                    "onnxruntime"):
+    for variant in ("espnet", "gathers", "hooks", "graph_eager", "espnet_cuda_graph", "graph", "espnet_compiled",
+                    "graph_compiled", "espnet_onnxruntime", "onnxruntime"):
         if variant in leaf:
             yield (variant, leaf[variant]["median_ms"], leaf[variant]["p90_ms"], leaf["overhead"].get(variant),
                    intervals.get(variant))
@@ -178,7 +184,8 @@ def _backends_markdown(result, sub):
     lines = [f"{sub} Backends", "", "Each variant against ESPNet alone on the same backend, all interleaved "
              f"{_interleaving(result)} in one process: torch (eager ESPNet; gathers: the one-graph monitor's ESPNet "
              "and gathers without the detector; the hook path; the one-graph monitor, on CUDA replayed as a CUDA "
-             "graph against ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager) and "
+             "graph against ESPNet alone replayed the same way, espnet_cuda_graph, and eagerly as graph_eager; on "
+             "the CPU both compiled with torch.compile, espnet_compiled and graph_compiled) and "
              "onnxruntime (ESPNet alone and the monitor, each exported to ONNX). The interval is a 95 % bootstrap "
              "interval of the ratio over the run's batches (the pairs resampled together).", "",
              "| case | variant | median ms | p90 ms | x ESPNet alone, same backend | 95 % interval |",
@@ -187,10 +194,11 @@ def _backends_markdown(result, sub):
         intervals = leaf.get("overhead_ci95", {})
         lines += [f"| {where} | {variant} | {_md(ms)} | {_md(p90)} | {_md(floor, '.3f')} | "
                   f"{_interval(interval)} |" for variant, ms, p90, floor, interval in _backend_rows(leaf)]
-        versus = leaf["overhead"].get("onnxruntime_vs_torch_espnet")
-        if versus is not None:
-            lines.append(f"| {where} | onnxruntime monitor / eager torch ESPNet alone | | | {versus:.3f} | "
-                         f"{_interval(intervals.get('onnxruntime_vs_torch_espnet'))} |")
+        for key, monitor in VERSUS_EAGER_ESPNET.items():
+            versus = leaf["overhead"].get(key)
+            if versus is not None:
+                lines.append(f"| {where} | {monitor} / eager torch ESPNet alone | | | {versus:.3f} | "
+                             f"{_interval(intervals.get(key))} |")
     return lines + [""]
 
 

@@ -16,6 +16,7 @@ architecture: the same computation as a fitted one, with other values.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,7 @@ FRESH_DIMS = 2000
 FRESH_THRESHOLD = 0.0
 FULL_FIT = {"key_seed": KEY_SEED}
 QUICK_FIT = {"key_seed": KEY_SEED, "augment_copies": 1, "flow": {"epochs": 2}}
-SECTIONS = ("reference", "node", "contention", "fit", "onnxruntime")
+SECTIONS = ("reference", "node", "contention", "fit", "onnxruntime", "compile")
 EMPTY = {"median_ms": None, "p90_ms": None, "peak_mb": None}  # a leaf that was skipped or failed
 MEMORY_KEYS = ("peak_mb", "base_mb", "loaded_mb", "frame_peak_mb", "memory")
 
@@ -85,6 +86,15 @@ class BenchConfig:
     @property
     def warmup(self):
         return 1 if self.quick else 5
+
+    @property
+    def compile_skipped(self):
+        """Why the ``torch.compile`` variants are left out, or None when they run (a C++ compiler is needed)."""
+        if "compile" in self.skip or self.quick:
+            return "--skip compile" if "compile" in self.skip else "quick mode"
+        if shutil.which("g++") is None:
+            return "no C++ compiler (g++) for torch.compile's CPU code"
+        return None
 
     @property
     def reference_iterations(self):
@@ -295,7 +305,8 @@ def run_bench(config, log=print):
                 if (size, device) not in steps:
                     log(f"loading and exporting the variants at {size_label(size)} on {device} ...")
                     steps[size, device] = backend_steps(config.model, detectors[size][0], size, device,
-                                                        config.threads, "onnxruntime" not in config.skip)
+                                                        config.threads, "onnxruntime" not in config.skip,
+                                                        config.compile_skipped is None)
                 log(f"timing {size_label(size)} batch {batch} on {device} ...")
                 bench_case(config, size, batch, device, detectors[size][0], result, steps[size, device])
         first, last_device = config.sizes[0], devices[-1]  # fit, node and profile: CUDA when present
@@ -342,7 +353,7 @@ def _settings(config, detectors):
             "detectors": {size_label(size): text for size, (_, text) in detectors.items()},
             "timing": f"espnet, daain and the backends' variants interleaved in one process, {config.block} batch(es) "
                       "in a row each (order alternating); peak memory from a fresh process per variant",
-            "skip": list(config.skip)}
+            "skip": list(config.skip), "compiled_variants": config.compile_skipped or "timed on the CPU"}
 
 
 def parse_sizes(text):

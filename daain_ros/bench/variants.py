@@ -10,7 +10,7 @@ Each variant is a callable on a batch of BGR uint8 frames that returns the label
 or host arrays on ONNX Runtime), so the timings include preprocessing (the uint8 to float conversion and
 normalisation, and the resize when the frames come at camera size) and nothing the caller does with the
 results. Each backend has its own floor: ESPNet alone in eager PyTorch (``EspnetStep``), replayed as a CUDA
-graph (``ReplayedEspnetStep``) and exported to ONNX (``OnnxEspnetStep``).
+graph or compiled with ``torch.compile`` (``AcceleratedEspnetStep``) and exported to ONNX (``OnnxEspnetStep``).
 """
 
 import time
@@ -46,13 +46,17 @@ class EspnetStep:
             return self.model.logits(preprocess(images, self.size, self.device)).argmax(1).byte()
 
 
-class ReplayedEspnetStep:
-    """The floor of the pipeline's CUDA default: preprocessing, then ESPNet and argmax replayed as a CUDA graph."""
+class AcceleratedEspnetStep:
+    """The floor of a ``compile`` mode: preprocessing, then ESPNet and argmax replayed as a CUDA graph or compiled.
 
-    def __init__(self, model, size):
+    ``mode`` is ``cuda-graph`` (the pipeline's CUDA default) or ``torch-compile``
+    (:func:`daain_ros.accelerate.accelerate`); a compiled step compiles at its first batch.
+    """
+
+    def __init__(self, model, size, mode):
         from daain_ros.deploy.export import Segmenter
 
-        self.network = accelerate(Segmenter(model).eval(), "cuda-graph", model.device)
+        self.network = accelerate(Segmenter(model).eval(), mode, model.device)
         self.size = tuple(size)
         self.device = model.device
 

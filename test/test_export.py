@@ -119,6 +119,18 @@ def test_other_weights_are_refused(exported, tmp_path):
         Pipeline.load(default_model_path(), default_detector_path(), backend="onnxruntime", onnx=tampered)
 
 
+def test_an_export_of_an_earlier_format_version_is_refused(exported, tmp_path):
+    """Version 1 graphs lack the cauchy head's limit: they are refused with the way out, not run."""
+    proto = onnx.load(str(exported))
+    for prop in proto.metadata_props:
+        if prop.key == "format_version":
+            prop.value = "1"
+    older = tmp_path / "older.onnx"
+    older.write_bytes(proto.SerializeToString())
+    with pytest.raises(DetectorFileError, match=r"version '1', expected a daain export .* 2\): export it again"):
+        Pipeline.load(default_model_path(), default_detector_path(), backend="onnxruntime", onnx=older)
+
+
 def test_a_file_that_is_no_onnx_graph_is_refused(tmp_path):
     bogus = tmp_path / "monitor.onnx"
     bogus.write_bytes(b"not a graph")

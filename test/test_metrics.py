@@ -41,10 +41,18 @@ def test_flag_rate_is_strictly_above():
     assert flag_rate(np.array([[1.0, 2.0]]), 0.0) == 1.0
 
 
-@pytest.mark.parametrize("clean, anomalous", [([], [1.0]), ([0.0, np.nan], [1.0]), ([0.0], [np.inf])])
-def test_empty_or_non_finite_scores_are_refused(clean, anomalous):
-    with pytest.raises(DaainError, match="expected a non-empty set of finite numbers"):
-        detection_metrics(clean, anomalous)
+def test_empty_scores_are_refused():
+    with pytest.raises(DaainError, match="clean scores: expected a non-empty set of numbers, got none"):
+        detection_metrics([], [1.0])
+
+
+def test_a_score_that_is_not_finite_counts_as_flagged_and_ranks_above_every_finite_one():
+    """As the node judges it: an image the detector cannot score is anomalous, whatever the threshold."""
+    assert flag_rate([np.nan, np.inf, -np.inf, 0.1], 1e300) == 0.75
+    assert auroc([0.0, np.nan], [1.0]) == 0.5  # the NaN clean image outranks the anomalous one
+    assert auroc([0.0], [np.inf, 5.0]) == 1.0
+    assert auroc([np.inf], [np.nan]) == 0.5  # a tie
+    assert fpr_at_95_tpr([0.0, 1.0], [np.inf]) == 0.0
 
 
 def test_miou_against_ground_truth_by_hand():

@@ -33,7 +33,8 @@ from daain_ros.errors import DaainError, DetectorFileError
 from daain_ros.segmentation.espnet import file_sha256, load_espnet
 
 FORMAT = "daain_ros.monitor.onnx"
-FORMAT_VERSION = "1"
+#: 2: the cauchy head returns +inf beyond its Gaussian limit (a version-1 graph scores there what rounding left).
+FORMAT_VERSION = "2"
 OPSET = 20
 INPUT = "image"
 OUTPUTS = ("labels", "scores")
@@ -144,7 +145,7 @@ def check_binding(props, source, model, detector_dir):
     """Refuses an exported graph that is not this format or was made for other weights or another detector."""
     if props.get("format") != FORMAT or props.get("format_version") != FORMAT_VERSION:
         raise DetectorFileError(f"{source}: format {props.get('format')!r} version {props.get('format_version')!r}, "
-                                f"expected a daain export ({FORMAT!r} version {FORMAT_VERSION})")
+                                f"expected a daain export ({FORMAT!r} version {FORMAT_VERSION}): export it again")
     exported = props.get("segmentation_sha256", "")
     if exported != model.sha256:
         raise DetectorFileError(f"{source}: exported for segmentation weights {props.get('segmentation_name')} "

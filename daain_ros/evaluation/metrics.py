@@ -7,8 +7,11 @@
 """The numbers every report computes the same way: detection metrics, segmentation mIoU and ratios.
 
 Detection metrics take per-image anomaly scores (higher = more anomalous; anomalous is the positive class)
-and are thin wrappers around scikit-learn, so AUROC, AUPR and FPR at 95 % TPR mean the same everywhere.
-numpy and scikit-learn only: the torch-free tools (bag reports, the demo's report) use it too.
+and are thin wrappers around scikit-learn, so AUROC, AUPR and FPR at 95 % TPR mean the same everywhere. A
+score that is not a finite number (the detector could not judge the image: its head returns +inf where
+float32 cannot hold the score) counts as flagged, as the node counts it, and ranks above every finite
+score; ties among such scores count half. numpy and scikit-learn only: the torch-free tools (bag reports,
+the demo's report) use it too.
 """
 
 import numpy as np
@@ -19,11 +22,11 @@ from daain_ros.segmentation.cityscapes import CLASS_NAMES, UNLABELLED
 
 
 def _scores(name, scores):
+    """The scores as a flat float64 array, each one that is not finite as the largest float (flagged)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size == 0 or not np.isfinite(scores).all():
-        raise DaainError(f"{name} scores: expected a non-empty set of finite numbers, got {scores.size} values "
-                         f"({int((~np.isfinite(scores)).sum())} not finite)")
-    return scores
+    if scores.size == 0:
+        raise DaainError(f"{name} scores: expected a non-empty set of numbers, got none")
+    return np.where(np.isfinite(scores), scores, np.finfo(np.float64).max)
 
 
 def _labelled(clean_scores, anomalous_scores):

@@ -194,7 +194,8 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     at30 = node["at_30hz"]
     assert at30["sent"] == 60 and at30["processed"] + at30["dropped"] == at30["sent"] and at30["processed"] > 0
     contention = node["contention"]["settings"]  # quick: one setting, idle and beside one busy loop
-    assert [(row["backend"], row["workers"], row["threads"]) for row in contention] == [("torch", 1, 1)], contention
+    assert [(row["backend"], row["workers"], row["threads"], row["compile"]) for row in contention] == \
+        [("torch", 1, 1, "auto")], contention
     assert contention[0]["idle"]["median_ms"] > 0 and contention[0]["contended"]["median_ms"] > 0, contention
     fit = result["fit"]
     assert fit["frames"] == 5 and fit["seconds_per_100_frames"] == pytest.approx(fit["seconds"] * 20)

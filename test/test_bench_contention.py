@@ -4,7 +4,7 @@
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
 
-"""The competing processes of the node benchmark's contention runs: pinned to the given cores, always killed."""
+"""The node benchmark's contention runs: their settings; competing processes on the given cores, always killed."""
 
 import os
 import time
@@ -14,7 +14,9 @@ import pytest
 
 pytest.importorskip("rclpy", reason="the node benchmark needs rclpy (a ROS 2 install or the venv's wheels)")
 
-from daain_ros.bench.node import BUSY_LOOP, competing_processes, contention_threads  # noqa: E402 (after the skip)
+from daain_ros.bench.node import (BUSY_LOOP, competing_processes, contention_settings,  # noqa: E402 (after the skip)
+                                  contention_threads)
+from daain_ros.deploy import BACKENDS  # noqa: E402
 
 
 def test_busy_loops_run_on_the_given_cores_and_are_killed_when_the_run_fails():
@@ -57,3 +59,13 @@ def test_contention_tries_one_thread_and_one_per_core():
         assert contention_threads() == [1]  # one core: one setting, not the same one twice
     finally:
         os.sched_setaffinity(0, cpus)
+
+
+def test_contention_adds_torch_compiled_settings_only_when_the_run_compiles():
+    threads = contention_threads()
+    plain = contention_settings(quick=False)
+    assert plain == [(backend, workers, count, "auto") for backend in BACKENDS for workers in (1, 2)
+                     for count in threads]
+    assert contention_settings(quick=False, compiled=True) == plain + [("torch", 1, 1, "torch-compile"),
+                                                                       ("torch", 2, 1, "torch-compile")]
+    assert contention_settings(quick=True, compiled=True) == [("torch", 1, 1, "auto")]  # quick: one setting

@@ -90,16 +90,20 @@ def bench_result():
                                                     "rss_start_mb": 481.2, "rss_end_mb": 481.4},
                      "backend": "auto", "runs_on": "onnxruntime", "workers": 0, "threads": 0, "cpus": 2,
                      "contention": {"competing_processes": 1, "cpus": [0, 1], "omp_wait_policy": "PASSIVE",
-                                    "settings": [contention_row(None, 2, 18, 12), contention_row(2, 1, 30, 16)]}},
+                                    "settings": [contention_row(None, 2, 18, 12), contention_row(2, 1, 30, 16),
+                                                 contention_row(2, 1, 25, 15, "torch", "torch-compile")]}},
             "fit": {"seconds_per_100_frames": 63.04, "frames": 100, "epochs_run": 5, "peak_mb": 702.0}}
 
 
-def contention_row(workers, threads, alone_hz, contended_hz):
-    """A row of the node's contention runs; ``workers`` None: an older result, which had one worker."""
+def contention_row(workers, threads, alone_hz, contended_hz, backend="onnxruntime", compile=None):  # noqa: A002
+    """A row of the node's contention runs; ``workers`` None: an older result, which had one worker.
+
+    ``compile`` None: an older result, which had none (the node's default).
+    """
     runs = {"idle": {"max_rate_hz": alone_hz, "median_ms": 40.0},
             "contended": {"max_rate_hz": contended_hz, "median_ms": 50.0}}
-    return {"backend": "onnxruntime", **({"workers": workers} if workers else {}), "threads": threads, **runs,
-            "ratio": contended_hz / alone_hz}
+    return {"backend": backend, **({"workers": workers} if workers else {}), "threads": threads, **runs,
+            **({"compile": compile} if compile else {}), "ratio": contended_hz / alone_hz}
 
 
 def demo_summary():
@@ -189,6 +193,7 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
     assert "The node (backend auto = onnxruntime, its default workers, one thread per core on 2 cores)" in text
     assert "| onnxruntime | 1 | 2 | 18 | 12 | 0.67 | 40.0 | 50.0 |" in text  # an older result: one worker
     assert "| onnxruntime | 2 | 1 | 30 | 16 | 0.53 | 40.0 | 50.0 |" in text
+    assert "| torch (torch-compile) | 2 | 1 | 25 | 15 | 0.60 | 40.0 | 50.0 |" in text
     assert "63.0 s per 100 frames (100 frames, 5 epochs, peak 702 MB)." in text
     # demo
     assert "**1/1 injected segments flagged, false-positive rate 0.04**" in text

@@ -20,6 +20,8 @@ defaults).
 Contention (``contention``): a vehicle computer always runs other processes. For each backend and each
 setting of workers and threads, a node measures the highest rate at which it judges every frame with the
 cores to itself, then again with one busy-loop process pinned to the same cores, and the ratio of the two.
+When the run times the compiled variants, the torch backend with ``compile: torch-compile`` (one thread per
+worker) is one more setting.
 """
 
 import os
@@ -54,20 +56,22 @@ BUSY_LOOP = "while True: pass"
 NODE_BACKEND, NODE_WORKERS, NODE_THREADS = "auto", 0, 0
 
 
-def start_node(model, detector, device, threads, log_dir, backend="torch", workers=NODE_WORKERS):
+def start_node(model, detector, device, threads, log_dir, backend="torch", workers=NODE_WORKERS,
+               compile="auto"):  # noqa: A002 (the node's parameter)
     """``detector_node`` as a ``ChildProcess`` with the benchmark's settings (workers, threads 0: its defaults)."""
     command = node_command(TOPIC, model_path=model, detector_path=detector, device=device, backend=backend,
-                           workers=workers, threads=threads, stale_timeout=STALE_TIMEOUT_S)
+                           workers=workers, threads=threads, compile=compile, stale_timeout=STALE_TIMEOUT_S)
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     env.setdefault("ROS_LOG_DIR", str(Path(log_dir) / "ros_log"))
     return ChildProcess(command, Path(log_dir) / "detector_node.log", env)
 
 
 @contextmanager
-def running_node(model, detector, frames_bgr, device, threads, backend="torch", workers=NODE_WORKERS):
+def running_node(model, detector, frames_bgr, device, threads, backend="torch", workers=NODE_WORKERS,
+                 compile="auto"):  # noqa: A002 (the node's parameter)
     """A started ``detector_node`` and a ``NodeClient`` it answers: (client, node process, start-up seconds)."""
     with tempfile.TemporaryDirectory(prefix="daain_bench_node_") as log_dir, \
-            start_node(model, detector, device, threads, log_dir, backend, workers) as node:
+            start_node(model, detector, device, threads, log_dir, backend, workers, compile) as node:
         client = NodeClient(frames_bgr, TOPIC)
         try:
             started = time.monotonic()
@@ -180,8 +184,11 @@ def top_rate(client, quick):
     return lat, best, trials, drain
 
 
-def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True):
-    """The ``node`` section of the benchmark JSON (the node's default backend and threads), with ``contention``."""
+def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True, compiled=False):
+    """The ``node`` section of the benchmark JSON (the node's default backend and threads), with ``contention``.
+
+    :param compiled: contention also runs torch with ``compile: torch-compile`` (:func:`contention_settings`).
+    """
     _, _, rate_s, at30_s, max_trials = durations(quick)
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
@@ -203,21 +210,19 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
                   "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
                   "sweep_capped": len(trials) >= max_trials, "at_30hz": at30,
                   "peak_mb": process_status_mb("VmHWM", process.pid)}
-    result["contention"] = (bench_contention(model, detector, frames_bgr, quick, device) if contention
+    result["contention"] = (bench_contention(model, detector, frames_bgr, quick, device, compiled) if contention
                             else {"skipped": "--skip contention"})
     return result
 
 
-def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
-    """Each backend, workers and threads (quick: torch, 1 of 1) alone, then beside one competing busy loop."""
-    settings = [("torch", 1, 1)] if quick else [(backend, workers, threads) for backend in BACKENDS
-                                                for workers in CONTENTION_WORKERS for threads in contention_threads()]
+def bench_contention(model, detector, frames_bgr, quick, device="cpu", compiled=False):
+    """Each setting of :func:`contention_settings` alone, then beside one competing busy loop."""
     rows = []
-    for backend, workers, threads in settings:
-        row = {"backend": backend, "workers": workers, "threads": threads}
+    for backend, workers, threads, mode in contention_settings(quick, compiled and device == "cpu"):
+        row = {"backend": backend, "workers": workers, "threads": threads, "compile": mode}
         try:
             row.update(contended(model, detector, frames_bgr, quick, "cpu" if backend == "onnxruntime" else device,
-                                 backend, threads, workers))
+                                 backend, threads, workers, mode))
         except DaainError as exc:
             row["error"] = one_line(exc)
         rows.append(row)
@@ -226,14 +231,29 @@ def bench_contention(model, detector, frames_bgr, quick, device="cpu"):
             "settings": rows}
 
 
+def contention_settings(quick, compiled=False):
+    """(backend, workers, threads, compile) of each contention run.
+
+    Quick: torch, one worker of one thread. Else every backend, worker count and thread count with the node's
+    ``compile`` default, then, when ``compiled``, torch compiled with ``torch.compile`` at one thread per worker
+    (on a CPU: it was faster per frame than eager torch there, so it is the setting to compare).
+    """
+    if quick:
+        return [("torch", 1, 1, "auto")]
+    settings = [(backend, workers, threads, "auto") for backend in BACKENDS for workers in CONTENTION_WORKERS
+                for threads in contention_threads()]
+    return settings + ([("torch", workers, 1, "torch-compile") for workers in CONTENTION_WORKERS] if compiled else [])
+
+
 def contention_threads():
     """Threads per inference the contention runs try: 1, and one per core (the node's default) when that is more."""
     return sorted({1, len(os.sched_getaffinity(0))})
 
 
-def contended(model, detector, frames_bgr, quick, device, backend, threads, workers):
+def contended(model, detector, frames_bgr, quick, device, backend, threads, workers,
+              compile="auto"):  # noqa: A002 (the node's parameter)
     """One node's top rate with the cores to itself, then with a busy loop on them; their ratio."""
-    with running_node(model, detector, frames_bgr, device, threads, backend, workers) as (client, _, _):
+    with running_node(model, detector, frames_bgr, device, threads, backend, workers, compile) as (client, _, _):
         runs = {}
         for condition, competitors in (("idle", 0), ("contended", 1)):
             with competing_processes(competitors):

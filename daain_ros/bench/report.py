@@ -254,7 +254,8 @@ def _contention_markdown(contention):
              "", "| backend | workers | threads each | alone Hz | contended Hz | contended / alone | median ms alone "
              "| median ms contended |", "|---|---|---|---|---|---|---|---|"]
     for row in contention["settings"]:
-        setting = f"| {row['backend']} | {row.get('workers', 1)} | {row['threads']} |"
+        compiled = f" ({row['compile']})" if row.get("compile", "auto") != "auto" else ""
+        setting = f"| {row['backend']}{compiled} | {row.get('workers', 1)} | {row['threads']} |"
         if row.get("error"):
             lines.append(f"{setting} {row['error']} | | | | |")
             continue

@@ -268,7 +268,8 @@ def run_node(config, size, detector_dir, device):
     frames, _ = bench_frames(10, size, config.footage)
     try:
         return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
-                          config.quick, device, contention="contention" not in config.skip)
+                          config.quick, device, contention="contention" not in config.skip,
+                          compiled=config.compile_skipped is None)
     except DaainError as exc:
         return {**EMPTY, "error": one_line(exc)}
 

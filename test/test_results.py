@@ -55,6 +55,17 @@ def evaluation(tmp_path):
     return out
 
 
+def test_an_evaluation_whose_scores_are_not_all_finite_counts_those_as_flagged_and_draws_them(tmp_path):
+    """The head's +inf where it cannot judge (and a NaN) is flagged in the domain rows, and every figure is drawn."""
+    results = {"rows": [], "clean_frames": 3, "clean_flag_rate": 0.0}
+    raw = {"clean": {"daain": np.array([1.2, 1.3, 1.4])}, "noise s5": {"daain": np.array([1.6, np.inf, np.nan])}}
+    out = tmp_path / "evaluate"
+    write_report(out, results, raw, 1.5, {"other": np.array([1.4, np.inf, np.nan, 1.45])}, None, ORIGIN)
+    assert json.loads((out / "results.json").read_text())["domain"]["other"]["flag_rate"] == 0.5
+    for name in ("roc.png", "histograms.png", "domain.png", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+
+
 def case(value):
     return {"512x256": {"batch1": {"cpu": value}}}
 

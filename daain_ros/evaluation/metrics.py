@@ -21,8 +21,11 @@ from daain_ros.errors import DaainError
 from daain_ros.segmentation.cityscapes import CLASS_NAMES, UNLABELLED
 
 
-def _scores(name, scores):
-    """The scores as a flat float64 array, each one that is not finite as the largest float (flagged)."""
+def judged_scores(name, scores):
+    """The scores as a flat float64 array, each one that is not finite as the largest float (flagged).
+
+    ``name`` names the set in the error an empty one raises.
+    """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if scores.size == 0:
         raise DaainError(f"{name} scores: expected a non-empty set of numbers, got none")
@@ -30,8 +33,8 @@ def _scores(name, scores):
 
 
 def _labelled(clean_scores, anomalous_scores):
-    clean = _scores("clean", clean_scores)
-    anomalous = _scores("anomalous", anomalous_scores)
+    clean = judged_scores("clean", clean_scores)
+    anomalous = judged_scores("anomalous", anomalous_scores)
     labels = np.concatenate([np.zeros(clean.size), np.ones(anomalous.size)])
     return labels, np.concatenate([clean, anomalous])
 
@@ -54,7 +57,7 @@ def fpr_at_95_tpr(clean_scores, anomalous_scores):
 
 def flag_rate(scores, threshold):
     """Share of images whose score is strictly above ``threshold`` (what the detector flags)."""
-    return float((_scores("flagged", scores) > threshold).mean())
+    return float((judged_scores("flagged", scores) > threshold).mean())
 
 
 def detection_metrics(clean_scores, anomalous_scores):

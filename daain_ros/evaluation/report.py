@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from daain_ros.evaluation.metrics import flag_rate, judged_scores  # noqa: E402
 from daain_ros.evaluation.protocol import METHODS  # noqa: E402
 from daain_ros.provenance import markdown_lines as provenance_lines  # noqa: E402
 from daain_ros.provenance import provenance as record_provenance  # noqa: E402
@@ -85,23 +86,33 @@ def _plot_grid(raw, path, draw, title):
 def _roc(ax, clean, anomalous):
     for method in anomalous:
         labels = np.r_[np.zeros(len(clean[method])), np.ones(len(anomalous[method]))]
-        fpr, tpr, _ = roc_curve(labels, np.r_[clean[method], anomalous[method]])
+        fpr, tpr, _ = roc_curve(labels, judged_scores(method, np.r_[clean[method], anomalous[method]]))
         ax.plot(fpr, tpr, label=method, lw=2 if method == "daain" else 1)
     ax.plot([0, 1], [0, 1], "k:", lw=0.5)
     ax.legend(fontsize=6)
 
 
+def _drawn(groups, threshold):
+    """The groups of scores as drawn: each one that is not finite (flagged) at the largest finite value shown."""
+    groups = [judged_scores("drawn", group) for group in groups]
+    shown = np.concatenate(groups)
+    top = shown[shown < np.finfo(np.float64).max].max(initial=threshold)
+    return [np.minimum(group, top) for group in groups]
+
+
 def _histogram(ax, clean, anomalous, threshold):
-    bins = np.histogram_bin_edges(np.r_[clean["daain"], anomalous["daain"]], bins=30)
-    ax.hist(clean["daain"], bins=bins, alpha=0.6, label="clean")
-    ax.hist(anomalous["daain"], bins=bins, alpha=0.6, label="anomalous")
+    clean, anomalous = _drawn([clean["daain"], anomalous["daain"]], threshold)
+    bins = np.histogram_bin_edges(np.r_[clean, anomalous], bins=30)
+    ax.hist(clean, bins=bins, alpha=0.6, label="clean")
+    ax.hist(anomalous, bins=bins, alpha=0.6, label="anomalous")
     ax.axvline(threshold, color="k", ls="--", lw=1)
     ax.legend(fontsize=6)
 
 
 def _domain_plot(clean, domain, threshold, path):
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.boxplot([clean] + list(domain.values()), tick_labels=["held-out clean"] + list(domain), orientation="horizontal")
+    ax.boxplot(_drawn([clean, *domain.values()], threshold), tick_labels=["held-out clean"] + list(domain),
+               orientation="horizontal")
     ax.axvline(threshold, color="k", ls="--", lw=1, label="threshold")
     ax.set_xlabel("DAAIN score (higher = more anomalous)")
     ax.legend()
@@ -119,7 +130,7 @@ def write_report(out, results, raw, threshold, domain=None, context=None, proven
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     domain = domain or {}
-    domain_rows = {name: {"frames": len(s), "flag_rate": float(np.mean(s > threshold)),
+    domain_rows = {name: {"frames": len(s), "flag_rate": flag_rate(s, threshold),
                           "median": float(np.median(s)), "p90": float(np.quantile(s, 0.9))}
                    for name, s in domain.items()}
     document = {**results, "threshold": threshold, "domain": domain_rows, "context": context or {},

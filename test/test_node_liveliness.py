@@ -44,6 +44,20 @@ class LivelinessWatch:
         self.events.append((round(time.monotonic() - self._began, 2), info.alive_count))
 
 
+def alive_watch(client, topic, seconds=30.0):
+    """A ``LivelinessWatch`` on ``topic`` once it sees the writer alive, or after trying twice.
+
+    If the first subscription got no liveliness event at all within ``seconds``, a second one is made once: in 2
+    of about 10 CI runs (2026-12-07) the in-process test's first subscription got none in 30 s although the
+    writer was discovered, and the cause is not found. A writer that never asserts its liveliness fails both.
+    """
+    watch = LivelinessWatch(client, topic)
+    if not client.spin_until(lambda: watch.alive == 1, seconds) and not watch.events:
+        watch = LivelinessWatch(client, topic)
+        client.spin_until(lambda: watch.alive == 1, seconds)
+    return watch
+
+
 def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_stops():
     context = Context()
     # unconfigured: nothing but the heartbeat runs; in a namespace of its own, so that no flag writer of another
@@ -51,11 +65,11 @@ def test_the_flag_stays_alive_while_the_node_spins_and_lapses_when_its_executor_
     node = in_process_node(context, namespace="liveliness", device="cpu")
     executor = SingleThreadedExecutor(context=context)
     client = Client("daain_liveliness_client")
-    watch = LivelinessWatch(client, "/liveliness/daain/anomaly")
     try:
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
-        assert client.spin_until(lambda: watch.alive == 1, 30.0), \
+        watch = alive_watch(client, "/liveliness/daain/anomaly")
+        assert watch.alive == 1, \
             f"the flag's writer never became alive (liveliness events: {watch.events}; publishers: " \
             f"{client.node.get_publishers_info_by_topic('/liveliness/daain/anomaly')})"
         assert not client.spin_until(lambda: watch.alive != 1, 2 * LIVELINESS_LEASE_S), \

@@ -62,10 +62,8 @@ def test_contention_tries_one_thread_and_one_per_core():
 
 
 def test_contention_adds_torch_compiled_settings_only_when_the_run_compiles():
-    threads = contention_threads()
     plain = contention_settings(quick=False)
-    assert plain == [(backend, workers, count, "auto") for backend in BACKENDS for workers in (1, 2)
-                     for count in threads]
+    assert {mode for *_, mode in plain} == {"auto"} and {backend for backend, *_ in plain} == set(BACKENDS)
     assert contention_settings(quick=False, compiled=True) == plain + [("torch", 1, 1, "torch-compile"),
                                                                        ("torch", 2, 1, "torch-compile")]
     assert contention_settings(quick=True, compiled=True) == [("torch", 1, 1, "auto")]  # quick: one setting

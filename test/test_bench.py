@@ -11,6 +11,7 @@ field with per-process memory.
 """
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -191,6 +192,10 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     node = result["node"]
     assert node["median_ms"] > 0 and node["p90_ms"] >= node["median_ms"] and node["peak_mb"] > 0
     assert node["max_rate_hz"] is None or node["max_rate_hz"] >= 1
+    alone = node["espnet_alone"]  # the headline's settings: ONNX Runtime on a CPU, the node's default workers
+    assert (alone["backend"], alone["workers"], alone["threads"]) == \
+        ("onnxruntime", 2 if len(os.sched_getaffinity(0)) > 1 else 1, 0), alone
+    assert alone["frames"] >= alone["workers"] and alone["seconds"] >= 2.0, alone
     at30 = node["at_30hz"]
     assert at30["sent"] == 60 and at30["processed"] + at30["dropped"] == at30["sent"] and at30["processed"] > 0
     contention = node["contention"]["settings"]  # quick: one setting, idle and beside one busy loop

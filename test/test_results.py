@@ -100,6 +100,8 @@ def bench_result():
                                                     "latency_first_half_ms": 76.9, "latency_second_half_ms": 77.0,
                                                     "rss_start_mb": 481.2, "rss_end_mb": 481.4},
                      "backend": "auto", "runs_on": "onnxruntime", "workers": 0, "threads": 0, "cpus": 2,
+                     "espnet_alone": {"backend": "onnxruntime", "workers": 2, "threads": 0, "frames": 175,
+                                      "seconds": 10.0, "frames_per_s": 17.5}, "judged_of_espnet_alone": 16 / 17.5,
                      "contention": {"competing_processes": 1, "cpus": [0, 1], "omp_wait_policy": "PASSIVE",
                                     "settings": [contention_row(None, 2, 18, 12), contention_row(2, 1, 30, 16),
                                                  contention_row(2, 1, 25, 15, "torch", "torch-compile")]}},
@@ -202,6 +204,9 @@ def test_every_section_has_its_numbers_and_provenance(inputs, tmp_path):
             in text)
     assert "publish-to-flag latency 57.9 ms median, 61.2 ms p90" in text and "172 of 300 frames judged" in text
     assert "The node (backend auto = onnxruntime, its default workers, one thread per core on 2 cores)" in text
+    assert ("ESPNet alone on the node's backend (onnxruntime), workers (2) and threads, in the benchmark's process "
+            "with no monitor and no ROS: 17.5 frames/s, the most any node so set could judge on this machine; the "
+            "node judged every frame up to 0.91 of it.") in text
     assert "| onnxruntime | 1 | 2 | 18 | 12 | 0.67 | 40.0 | 50.0 |" in text  # an older result: one worker
     assert "| onnxruntime | 2 | 1 | 30 | 16 | 0.53 | 40.0 | 50.0 |" in text
     assert "| torch (torch-compile) | 2 | 1 | 25 | 15 | 0.60 | 40.0 | 50.0 |" in text
@@ -277,7 +282,7 @@ def test_several_bench_runs_get_one_overview_table_in_their_order(tmp_path):
                                                         "graph": {"median_ms": 4.6, "p90_ms": 4.7},
                                                         "overhead": {"graph": 4.6 / 4.0}, "overhead_ci95": {}}}}
     older = bench_result()
-    del older["backends"], older["provenance"]
+    del older["backends"], older["provenance"], older["node"]["espnet_alone"]
     older["machine"] = {"cpu": "Intel(R) Xeon(R) Processor", "started": "2026-11-30T08:00:00+0000",
                         "commit": "0123abc"}
     paths = []
@@ -290,9 +295,9 @@ def test_several_bench_runs_get_one_overview_table_in_their_order(tmp_path):
     epyc = "AMD EPYC (family 23 model 1, clock 2.0 GHz when recorded)"
     assert rows == [
         f"| `cpu.json` | 2026-11-25 | abc1234 | {epyc} | batch by batch | 512x256 batch1 cpu | "
-        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 | 172 of 300 |",
+        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 (17.5/s) | 172 of 300 |",
         f"| `cuda.json` | 2026-12-04 | def5678 | {epyc} | 10 batches at a time | 512x256 batch1 cpu | "
-        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 | 172 of 300 |",
+        "1.077 - | 0.985 [0.970, 1.000] | 0.849 [0.840, 0.860] | 16 Hz at 512x256 (17.5/s) | 172 of 300 |",
         "| `cuda.json` | 2026-12-04 | def5678 | NVIDIA H200 | 10 batches at a time | 1024x512 batch1 cuda | "
         "1.150 - | - | - | - | - |",
         "| `older.json` | 2026-11-30 | 0123abc | Intel(R) Xeon(R) Processor | batch by batch | no backend comparison | "

@@ -15,7 +15,9 @@ right after the flag, under the same lock; ``node_internal_median_ms`` is the no
 time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.ros.node_client.NodeClient`).
 
 The headline run is the node as a user launches it: backend ``auto``, ``workers`` and ``threads`` 0 (its
-defaults).
+defaults). Before it, ESPNet alone runs with the same backend, workers and threads in this process, with no
+monitor and no ROS (``espnet_alone``): the most frames per second any node with those settings could judge on
+this machine, so a node's rate can be told apart from the machine's.
 
 Contention (``contention``): a vehicle computer always runs other processes. For each backend and each
 setting of workers and threads, a node measures the highest rate at which it judges every frame with the
@@ -29,18 +31,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from daain_ros.bench.variants import AcceleratedEspnetStep, OnnxEspnetStep, synchronize
 from daain_ros.deploy import BACKENDS
 from daain_ros.deploy.backends import resolve_backend
 from daain_ros.errors import DaainError, one_line
 from daain_ros.memory import process_status_mb
+from daain_ros.ros.model import resolve_workers
 from daain_ros.ros.node_client import NodeClient
 from daain_ros.ros.processes import ChildProcess, node_command
+from daain_ros.segmentation.espnet import load_espnet
 
 TOPIC = "/daain_bench/image"
 #: Input rates tried, up to what a GPU serves (a camera's 30 Hz is the everyday one, 100 Hz the GPU goal).
@@ -184,12 +191,14 @@ def top_rate(client, quick):
     return lat, best, trials, drain
 
 
-def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True, compiled=False):
+def bench_node(model, detector, frames_bgr, size, quick, device="cpu", contention=True, compiled=False):
     """The ``node`` section of the benchmark JSON (the node's default backend and threads), with ``contention``.
 
+    :param size: the detector's network size (W, H), which ``espnet_alone`` runs at.
     :param compiled: contention also runs torch with ``compile: torch-compile`` (:func:`contention_settings`).
     """
     _, _, rate_s, at30_s, max_trials = durations(quick)
+    alone = espnet_alone(model, frames_bgr, size, device, at30_s)
     # A domain of its own unless the caller chose one: other ROS 2 processes on the machine stay out.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     with running_node(model, detector, frames_bgr, device, NODE_THREADS, NODE_BACKEND, NODE_WORKERS) as \
@@ -209,10 +218,46 @@ def bench_node(model, detector, frames_bgr, quick, device="cpu", contention=True
                   "cpus": len(os.sched_getaffinity(0)), **lat, "latency": lat,
                   "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
                   "sweep_capped": len(trials) >= max_trials, "at_30hz": at30,
-                  "peak_mb": process_status_mb("VmHWM", process.pid)}
+                  "peak_mb": process_status_mb("VmHWM", process.pid), "espnet_alone": alone,
+                  "judged_of_espnet_alone": best / alone["frames_per_s"] if best else None}
     result["contention"] = (bench_contention(model, detector, frames_bgr, quick, device, compiled) if contention
                             else {"skipped": "--skip contention"})
     return result
+
+
+def espnet_alone(model, frames_bgr, size, device, seconds):
+    """Frames per second of ESPNet alone on the headline node's backend, workers and threads, for ``seconds``.
+
+    Preprocessing, ESPNet and argmax (ONNX Runtime on a CPU, a CUDA graph on CUDA, as the node's ``auto``
+    settings choose), with no monitor and no ROS, on as many threads as the node has workers, each taking the
+    next frame as soon as it finished one, as the node's inference threads do when the input outruns them.
+    """
+    device = torch.device(device)
+    backend = resolve_backend(NODE_BACKEND, device)
+    workers = resolve_workers(SimpleNamespace(backend=backend, device=str(device), workers=NODE_WORKERS))
+    if backend == "onnxruntime":
+        step = OnnxEspnetStep(load_espnet(model), size, NODE_THREADS or None)
+    else:
+        step = AcceleratedEspnetStep(load_espnet(model, device), size, "auto")
+    for frame in frames_bgr[:2]:  # warm-up (and a CUDA graph's capture)
+        step([frame])
+    synchronize(device)
+    start = time.monotonic()
+    stop = start + seconds
+
+    def run(first):
+        done = 0
+        while time.monotonic() < stop:
+            step([frames_bgr[(first + done * workers) % len(frames_bgr)]])
+            synchronize(device)
+            done += 1
+        return done
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="espnet_alone") as pool:
+        frames = sum(pool.map(run, range(workers)))
+    elapsed = time.monotonic() - start
+    return {"backend": backend, "workers": workers, "threads": NODE_THREADS, "frames": frames, "seconds": elapsed,
+            "frames_per_s": frames / elapsed}
 
 
 def bench_contention(model, detector, frames_bgr, quick, device="cpu", compiled=False):

@@ -45,7 +45,7 @@ def table(result):
         lines.append(f"node {node['size']}: publish-to-flag {node['median_ms']:.1f} ms median, {node['p90_ms']:.1f} "
                      f"ms p90; every frame judged up to {node['max_rate_hz']} Hz; at 30 Hz {at30['processed']} of "
                      f"{at30['sent']} judged ({at30['dropped']} dropped), RSS {at30['rss_start_mb']:.0f} -> "
-                     f"{at30['rss_end_mb']:.0f} MB")
+                     f"{at30['rss_end_mb']:.0f} MB{_alone(node, '; ESPNet alone with its settings {:.1f} frames/s')}")
     if "profile" in result:
         from daain_ros.bench.profile import profile_table
         lines.append(profile_table(result["profile"]))
@@ -102,7 +102,7 @@ def overview(runs):
     """
     lines = ["| source | date | commit | machine | interleaving | case | graph / ESPNet alone [95 %] | ONNX Runtime "
              "monitor / eager torch ESPNet alone [95 %] | torch.compile monitor / eager torch ESPNet alone [95 %] | "
-             "node: every frame judged up to | node at 30 Hz: judged |",
+             "node: every frame judged up to (ESPNet alone with its settings) | node at 30 Hz: judged |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, origin, result in runs:
         origin = origin or {}
@@ -111,7 +111,7 @@ def overview(runs):
         cases = [(where, device, leaf) for where, device, whole, leaf in _backend_cases(result) if not whole]
         for i, (where, device, leaf) in enumerate(cases or [("no backend comparison", None, {})]):
             first = i == 0 and node.get("max_rate_hz") is not None
-            rate = f"{node['max_rate_hz']} Hz at {node['size']}" if first else "-"
+            rate = f"{node['max_rate_hz']} Hz at {node['size']}{_alone(node, ' ({:.1f}/s)')}" if first else "-"
             judged = f"{at30['processed']} of {at30['sent']}" if i == 0 and at30.get("sent") else "-"
             on_gpu = device == "cuda" and machine.get("cuda_device")
             lines.append(f"| `{name}` | {(origin.get('date') or '?')[:10]} | {origin.get('commit') or '?'} | "
@@ -231,7 +231,22 @@ def _node_markdown(node, sub):
                  f"({at30['dropped']} dropped), latency {_md(at30.get('latency_first_half_ms'))} ms in the first "
                  f"half and {_md(at30.get('latency_second_half_ms'))} ms in the second, RSS "
                  f"{_md(at30.get('rss_start_mb'), '.0f')} -> {_md(at30.get('rss_end_mb'), '.0f')} MB.")
+    alone = node.get("espnet_alone")
+    if alone:
+        lines.append(f"ESPNet alone on the node's backend ({alone['backend']}), workers ({alone['workers']}) and "
+                     f"threads, in the benchmark's process with no monitor and no ROS: {alone['frames_per_s']:.1f} "
+                     f"frames/s, the most any node so set could judge on this machine; the node judged every frame "
+                     f"up to {_md(node.get('judged_of_espnet_alone'), '.2f')} of it.")
     return lines + [""] + _contention_markdown(node.get("contention"))
+
+
+def _alone(node, template):
+    """``template`` filled with ESPNet alone's frames per second with the node's settings, or "" if not measured.
+
+    Runs before 2026-12-07 did not measure it.
+    """
+    alone = node.get("espnet_alone")
+    return template.format(alone["frames_per_s"]) if alone else ""
 
 
 def _node_setting(node):

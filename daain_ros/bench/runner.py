@@ -267,7 +267,7 @@ def run_node(config, size, detector_dir, device):
         return {**EMPTY, "skipped": f"rclpy or the node is not importable ({exc})"}
     frames, _ = bench_frames(10, size, config.footage)
     try:
-        return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames,
+        return bench_node(str(Path(config.model).resolve()), str(Path(detector_dir).resolve()), frames, size,
                           config.quick, device, contention="contention" not in config.skip,
                           compiled=config.compile_skipped is None)
     except DaainError as exc:

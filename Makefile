@@ -28,7 +28,8 @@ $(ROS2_STAMP): $(STAMP) $(wildcard $(ROS2_WHEELS)/install.sh $(ROS2_WHEELS)/requ
 	bash $(ROS2_WHEELS)/install.sh $(VENV)
 	touch $@
 
-# The 15 slowest tests close the log: the suite is kept under 15 minutes on a 2-core machine.
+# The 15 slowest tests close the log, which shows where the suite's time goes (the aim: under 15 minutes on
+# a 2-core machine).
 test: setup
 	$(PY) -m pytest -q -ra --durations=15
 

@@ -16,8 +16,8 @@ time from those diagnostics, the rest is DDS and the client (:class:`daain_ros.r
 
 The headline run is the node as a user launches it: backend ``auto``, ``workers`` and ``threads`` 0 (its
 defaults). Before it, ESPNet alone runs with the same backend, workers and threads in this process, with no
-monitor and no ROS (``espnet_alone``): the most frames per second any node with those settings could judge on
-this machine, so a node's rate can be told apart from the machine's.
+monitor and no ROS (``espnet_alone``): about the most frames per second a node with those settings could judge on
+this machine in this run, so a node's rate can be told apart from the machine's.
 
 Contention (``contention``): a vehicle computer always runs other processes. For each backend and each
 setting of workers and threads, a node measures the highest rate at which it judges every frame with the
@@ -218,8 +218,7 @@ def bench_node(model, detector, frames_bgr, size, quick, device="cpu", contentio
                   "cpus": len(os.sched_getaffinity(0)), **lat, "latency": lat,
                   "max_rate_hz": best, "sweep": trials, "sweep_seconds_per_rate": rate_s,
                   "sweep_capped": len(trials) >= max_trials, "at_30hz": at30,
-                  "peak_mb": process_status_mb("VmHWM", process.pid), "espnet_alone": alone,
-                  "judged_of_espnet_alone": best / alone["frames_per_s"] if best else None}
+                  "peak_mb": process_status_mb("VmHWM", process.pid), "espnet_alone": alone}
     result["contention"] = (bench_contention(model, detector, frames_bgr, quick, device, compiled) if contention
                             else {"skipped": "--skip contention"})
     return result

@@ -233,10 +233,11 @@ def _node_markdown(node, sub):
                  f"{_md(at30.get('rss_start_mb'), '.0f')} -> {_md(at30.get('rss_end_mb'), '.0f')} MB.")
     alone = node.get("espnet_alone")
     if alone:
+        share = node["max_rate_hz"] / alone["frames_per_s"] if node.get("max_rate_hz") else None
         lines.append(f"ESPNet alone on the node's backend ({alone['backend']}), workers ({alone['workers']}) and "
                      f"threads, in the benchmark's process with no monitor and no ROS: {alone['frames_per_s']:.1f} "
-                     f"frames/s, the most any node so set could judge on this machine; the node judged every frame "
-                     f"up to {_md(node.get('judged_of_espnet_alone'), '.2f')} of it.")
+                     f"frames/s, about the most a node so set could judge on this machine in this run; the node's "
+                     f"top rate is {_md(share, '.2f')} of it (the sweep's next rate dropped frames).")
     return lines + [""] + _contention_markdown(node.get("contention"))
 
 

@@ -236,8 +236,8 @@ def espnet_alone(model, frames_bgr, size, device, seconds):
     workers = resolve_workers(SimpleNamespace(backend=backend, device=str(device), workers=NODE_WORKERS))
     if backend == "onnxruntime":
         step = OnnxEspnetStep(load_espnet(model), size, NODE_THREADS or None)
-    else:
-        step = AcceleratedEspnetStep(load_espnet(model, device), size, "auto")
+    else:  # backend auto is torch on CUDA only, replayed as a CUDA graph (compile auto)
+        step = AcceleratedEspnetStep(load_espnet(model, device), size, "cuda-graph")
     for frame in frames_bgr[:2]:  # warm-up (and a CUDA graph's capture)
         step([frame])
     synchronize(device)

@@ -28,10 +28,15 @@ $(ROS2_STAMP): $(STAMP) $(wildcard $(ROS2_WHEELS)/install.sh $(ROS2_WHEELS)/requ
 	bash $(ROS2_WHEELS)/install.sh $(VENV)
 	touch $@
 
-# The 15 slowest tests close the log, which shows where the suite's time goes (the aim: under 15 minutes on
-# a 2-core machine).
+# The suite in JOBS pytest-xdist workers (JOBS=0: in one process). In one process it keeps about one of two cores
+# busy (much of it waits on subprocesses and DDS), and took over 15 minutes on a 2-core VM. --dist loadfile keeps
+# each test file in one worker, so a module's fixtures (the protocol's fit, the colcon build) run once. The 15
+# slowest tests close the log, which shows where the suite's time goes (the aim: under 15 minutes on a 2-core
+# machine, setup included).
+JOBS ?= 2
+
 test: setup
-	$(PY) -m pytest -q -ra --durations=15
+	$(PY) -m pytest -q -ra --durations=15 -n $(JOBS) --dist loadfile
 
 # make demo MODEL=ckpt DETECTOR=dir DATA=video|folder|bag [FRAMES=A:B]: the same demo on your own files.
 demo: setup

@@ -23,7 +23,11 @@ ESPNET_DIR = SHARED / "data" / "espnet"
 FOOTAGE_DIR = SHARED / "data" / "footage"
 
 os.environ.setdefault("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "daain_ros_test_logs"))
-os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+# A DDS domain of the suite's own, and one per pytest-xdist worker (gw0 to gw3), so that neither another suite nor
+# the suite's other workers see its nodes: workers inherit the controller's ROS_DOMAIN_ID and add their number.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 25 * 4))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+os.environ["ROS_DOMAIN_ID"] = str(int(os.environ["ROS_DOMAIN_ID"]) + _WORKER)
 # The test process shares two cores with node subprocesses: one intra-op thread avoids oversubscription.
 torch.set_num_threads(1)
 # As every entry point of the package does: subnormal activations never reach the CPU kernels.

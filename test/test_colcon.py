@@ -57,7 +57,10 @@ def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp("colcon_ws")
     shutil.copytree(REPO, ws / "src" / "daain_ros", ignore=left_out)
     prefix = str(Path(sys.prefix))  # the venv's ament index: launch, launch_ros, ros2cli, ...
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLCON_HOME": str(ws / ".colcon"),
+    # the package's own pytest run is no pytest-xdist worker (conftest.py would take it for one): it keeps this
+    # worker's DDS domain, which nothing else uses while this worker waits for colcon
+    outer = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
+    env = {**outer, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLCON_HOME": str(ws / ".colcon"),
            "AMENT_PREFIX_PATH": os.pathsep.join(p for p in (os.environ.get("AMENT_PREFIX_PATH"), prefix) if p)}
     run([colcon, "build", "--event-handlers", "console_direct-"], ws, env, "colcon build")
     # as a user does: source the workspace, then test (failures are read by colcon test-result below)

@@ -126,9 +126,10 @@ def test_play_and_record_round_trip_every_message_over_dds(mixed_bag, tmp_path):
 def test_play_warns_of_other_publishers_on_the_topics_it_plays(mixed_bag):
     """A bag played onto a topic that a camera already publishes on: a node reading it would raise its flag."""
     camera = Client("live_camera")
-    try:
-        played = subprocess.run(daain("play", mixed_bag, "--topics", "/cam", "--topic-remap", f"/cam:={TOPIC}"),
-                                capture_output=True, text=True, timeout=120)
+    try:  # --delay gives DDS discovery time to show the camera to the player before it looks (it looks again at the
+        # end, 1.5 s later: too soon on two cores kept busy by other processes)
+        played = subprocess.run(daain("play", mixed_bag, "--topics", "/cam", "--topic-remap", f"/cam:={TOPIC}",
+                                      "--delay", "2"), capture_output=True, text=True, timeout=120)
     finally:
         camera.close()
     assert played.returncode == 0, played.stderr[-2000:]

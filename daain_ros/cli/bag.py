@@ -132,7 +132,9 @@ def _register_play(sub):
                       help="reliability of the publishers (default reliable)")
     play.add_argument("--wait-for-subscribers", type=non_negative_int, nargs="?", const=1, default=0, metavar="N",
                       help="start only once every played topic has N subscribers (1 if N is left out)")
-    play.add_argument("--delay", type=float, default=0.0, help="seconds to wait before the first message")
+    play.add_argument("--delay", type=float, default=0.0,
+                      help="seconds to wait before the first message (time for DDS discovery, e.g. to see other "
+                      "publishers on the played topics before it starts)")
     play.set_defaults(run=_run_play)
 
 

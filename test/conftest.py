@@ -39,6 +39,28 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: Test files that keep both cores busy for minutes: Ray's local clusters, and the bench's node sweep and contention
+#: runs (busy loops on every core). Side by side in two pytest-xdist workers, the fleet tests ran past their
+#: timeouts; in one worker they run one after the other while the other worker takes the rest.
+BOTH_CORES = ("test/test_bench.py", "test/test_fleet.py")
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadfile``, pytest-xdist's file-by-file scheduling with the ``BOTH_CORES`` files as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return " + ".join(BOTH_CORES) if scope in BOTH_CORES else scope
+
+    return Scheduling(config, log)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makemodule(module_path, parent):
     """A module-level skip skips its own module only.

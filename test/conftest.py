@@ -40,8 +40,8 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 
 #: Test files that keep both cores busy for minutes: Ray's local clusters, and the bench's node sweep and contention
-#: runs (busy loops on every core). Side by side in two pytest-xdist workers, the fleet tests ran past their
-#: timeouts; in one worker they run one after the other while the other worker takes the rest.
+#: runs (busy loops on every core). Beside two busy loops the fleet tests ran past their timeouts; as one unit of
+#: pytest-xdist's scheduling, the two files run one after the other in one worker while the other takes the rest.
 BOTH_CORES = ("test/test_bench.py", "test/test_fleet.py")
 
 

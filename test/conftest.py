@@ -171,3 +171,12 @@ def small_fit_frames(small_frames):
 @pytest.fixture(scope="session")
 def small_held_out(small_frames):
     return small_frames("synthetic:9:3")
+
+
+@pytest.fixture(scope="session")
+def typical(default_espnet, small_fit_frames):
+    """The key-agnostic attacker's critic of the default model at 128x64, fitted on ``small_fit_frames``."""
+    from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
+
+    statistics = LayerStatistics.fit(default_espnet, small_fit_frames, (128, 64))
+    return TypicalityCritic(default_espnet, statistics, small_fit_frames)

@@ -23,21 +23,15 @@ from daain_ros.detector.fit import FitConfig, fit_detector
 from daain_ros.detector.flow import FlowConfig
 from daain_ros.errors import DaainError
 from daain_ros.evaluation.adaptive import AdaptiveConfig, adaptive_attack
+from daain_ros.evaluation.adaptive_critics import COPIES
 from daain_ros.evaluation.attacks import network_input, pixel_batch
 from daain_ros.evaluation.corruptions import jpeg_round_trip
-from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
 from daain_ros.evaluation.projections import SecretProjections
-from daain_ros.evaluation.squeezing import COPIES, JpegConsistency, SqueezingCritic, all_offsets, compress
+from daain_ros.evaluation.squeezing import JpegConsistency, SqueezingCritic, all_offsets, compress
 from daain_ros.results import assemble
 
 SIZE = (128, 64)
 CONFIG = AdaptiveConfig(steps=8, restarts=1)
-
-
-@pytest.fixture(scope="module")
-def typical(default_espnet, small_fit_frames):
-    statistics = LayerStatistics.fit(default_espnet, small_fit_frames, SIZE)
-    return TypicalityCritic(default_espnet, statistics, small_fit_frames)
 
 
 def test_the_grid_offset_leaves_the_rows_and_columns_before_it_as_they_were(small_held_out):
@@ -110,21 +104,23 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
     out = tmp_path / "defences"
     assert main(["defences", "--detector", str(detector), "--model", str(default_model_path()), "--data",
                  "synthetic:9:8", "--fit-data", "synthetic:3:20", "--statistics-stride", "4", "--adaptive-steps", "3",
-                 "--adaptive-restarts", "1", "--adaptive-every", "4", "--directions", "4", "--device", "cpu",
+                 "--adaptive-restarts", "1", "--adaptive-every", "4", "--directions", "4", "--students", "2",
+                 "--student-epochs", "3", "--device", "cpu",
                  "--out", str(out)]) == 0
     document = json.loads((out / "defences.json").read_text())
     assert (document["frames"], document["clean_frames"], document["statistics_frames"],
             document["calibration_frames"]) == (2, 8, 5, 15)
     attackers = [a["attacker"] for a in document["attackers"]]
-    assert len(attackers) == 3
+    assert len(attackers) == 4 and attackers[3] == "key-agnostic + 2 surrogate students (EOT)"
     for attacker in document["attackers"]:
         assert attacker["daain_flagged"] == (np.array(attacker["daain_scores"]) > document["threshold"]).tolist()
         assert attacker["damaged"] == (np.array(attacker["pixel_agreement"]) <= 0.5).tolist()
-    assert [d["defence"] for d in document["defences"]] == ["jpeg", "jpeg-secret-offset", "secret-projections"]
+    assert [d["defence"] for d in document["defences"]] == ["jpeg", "jpeg-secret-offset", "secret-projections",
+                                                            "secret-student"]
     # the study's held-out values are the check's on the held-out frames at the network size, measured here again
     np.testing.assert_allclose(document["defences"][0]["clean_values"],
                                JpegConsistency(default_espnet, SIZE, 50)(small_frames("synthetic:9:8")))
-    for defence, adapted in zip(document["defences"], (attackers[1], attackers[2], None)):
+    for defence, adapted in zip(document["defences"], (attackers[1], attackers[2], None, attackers[3])):
         assert [row["attacker"] for row in defence["attackers"]] == attackers
         assert [row["attacker"] for row in defence["attackers"] if row["adapted"]] == ([adapted] if adapted else [])
         clean = np.array(defence["clean_values"])
@@ -139,12 +135,13 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
     text = assemble(tmp_path / "results.md", [str(out)]).read_text()
     assert "## Defences tried against the key-agnostic attacker (`daain defences`)" in text
     report = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
-    assert len(report) == 1 + 3 + 1 + 9 and all(line in text.splitlines() for line in report)
+    assert len(report) == 1 + 4 + 1 + 4 * 4 and all(line in text.splitlines() for line in report)
 
 
 @pytest.mark.parametrize("option, value, message", [
     ("--clean-rate", "2", "clean rate 2.0"), ("--quality", "101", "JPEG quality 101"),
-    ("--statistics-stride", "1", "statistics stride 1"), ("--eps", "0", "eps 0.0")])
+    ("--statistics-stride", "1", "statistics stride 1"), ("--students", "0", "expected an integer of at least 1"),
+    ("--eps", "0", "eps 0.0")])
 def test_bad_settings_are_one_line_before_anything_loads(tmp_path, capsys, option, value, message):
     missing = str(tmp_path / "missing")
     assert main(["defences", "--detector", missing, "--model", missing, "--data", missing, "--fit-data", missing,

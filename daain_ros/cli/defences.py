@@ -36,6 +36,10 @@ def register(sub):
                         help="secret projections per leaf layer")
     parser.add_argument("--draws", type=positive_int, default=DefenceConfig.draws,
                         help="random grid offsets per step of the attacker adapted to the secret offset")
+    parser.add_argument("--students", type=positive_int, default=DefenceConfig.students,
+                        help="surrogate students of the attacker adapted to the secret student")
+    parser.add_argument("--student-epochs", type=positive_int, default=DefenceConfig.student_epochs,
+                        help="each student's training epochs on the statistics frames")
     parser.add_argument("--clean-rate", type=fraction, default=DefenceConfig.clean_rate,
                         help="share of calibration frames each defence's threshold flags")
     parser.add_argument("--seed", type=int, default=0)
@@ -49,6 +53,7 @@ def run(args):
     check_budget(args.eps, None)  # the settings are checked before anything loads
     config = DefenceConfig(quality=args.quality, clean_rate=args.clean_rate, directions=args.directions,
                            draws=args.draws, statistics_stride=args.statistics_stride,
+                           students=args.students, student_epochs=args.student_epochs,
                            attack=AdaptiveConfig(steps=args.adaptive_steps, restarts=args.adaptive_restarts))
     torch.manual_seed(args.seed)
     pipeline = Pipeline.load(args.model, args.detector, args.device)

@@ -17,6 +17,7 @@ gathers every key's samples in one ESPNet forward: K surrogates cost K small flo
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from daain_ros.detector.monitor import ActivationMonitor
 from daain_ros.detector.sampling_key import SamplingKey
@@ -27,6 +28,9 @@ DETECTOR_MARGIN = 0.1  # score units (the head's NLL per dimension): how far bel
 # margin of 0.1 left frames 150 and 160 flagged and 0.6 neither (4 of frames 150-200); at 4/255 margins of
 # 0.1, 0.3 and 0.6 all left them flagged.
 TRANSFER_MARGIN = 0.6
+#: How many columns each term of a label check fills in the attacker's hinge, which averages its critic's
+#: columns: as many as 16 of the key-agnostic critic's 129 layers (official ESPNet), so that it weighs in.
+COPIES = 16
 
 
 def merge_keys(keys):
@@ -73,3 +77,51 @@ class DetectorCritic:
     def limits(self, clean_scores):
         """Each detector's threshold, for every image whatever its clean score."""
         return self.thresholds.expand_as(clean_scores)
+
+
+class AgreementCritic:
+    """The attacker's critic for DAAIN plus a check that flags frames whose labels something else disagrees with.
+
+    ``inner``'s columns, then ``COPIES`` columns per term of :meth:`disagreements` (one per random draw or
+    surrogate the attacker averages over): the log of the share of pixels on which the check disagrees with
+    ESPNet's labels, whose gradient is that of a soft share (the softplus of each pixel's negative margin for
+    ESPNet's label), since the hard share has none.
+
+    :param agreement_limit: the check's threshold on the agreement: below it a frame is flagged.
+    :param terms: how many terms :meth:`disagreements` returns.
+    """
+
+    def __init__(self, inner, agreement_limit, terms):
+        self.inner = inner
+        self.terms = terms
+        self.limit = float(np.log(max(1.0 - agreement_limit, 1e-4)))
+        self.size = inner.size
+        self.margin = inner.margin
+
+    def disagreements(self, x, logits):
+        """Per term, N x 1 log disagreements of the check on ``x`` with ESPNet's ``logits`` there."""
+        raise NotImplementedError
+
+    def __call__(self, x):
+        """(logits, scores N x (inner's columns + COPIES per term))."""
+        logits, scores = self.inner(x)
+        return logits, torch.cat([scores] + [d.expand(-1, COPIES) for d in self.disagreements(x, logits)], 1)
+
+    def limits(self, clean_scores):
+        """``inner``'s limits, and the check's threshold (or the image's own clean disagreement, if higher)."""
+        inner = self.inner.limits(clean_scores[:, :-COPIES * self.terms])
+        return torch.cat([inner, clean_scores[:, inner.shape[1]:].clamp_min(self.limit)], 1)
+
+
+def labels_of(logits):
+    """N x 1 x H x W: the best class of each pixel, without gradient."""
+    return logits.detach().argmax(1, keepdim=True)
+
+
+def log_disagreement(logits, labels):
+    """N x 1: the log share of pixels whose best class in ``logits`` is not ``labels``' (soft gradient)."""
+    own = logits.gather(1, labels)
+    margin = (own - logits.scatter(1, labels, float("-inf")).amax(1, keepdim=True)).squeeze(1)
+    hard = (margin <= 0).float().mean((1, 2)).clamp_min(1e-4)
+    soft = F.softplus(-margin).mean((1, 2)).log()
+    return (hard.log() + soft - soft.detach())[:, None]

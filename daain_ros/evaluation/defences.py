@@ -6,17 +6,18 @@
 
 """Defences tried against the key-agnostic attacker, measured the same way each time: ``daain defences``.
 
-Three attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
-ignores the defences, one adapted to the JPEG check on its fixed grid, and one adapted to the check on a
-secret grid offset (expectation over offsets). Each defence is then calibrated on clean fit frames that the
+Four attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
+ignores the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret
+grid offset (expectation over offsets) and one adapted to the secret student (expectation over surrogate
+students of its own, trained on the same frames). Each defence is then calibrated on clean fit frames that the
 attackers' statistics did not use (its threshold flags ``clean_rate`` of them) and judges every attacker's
 frames together with DAAIN: a success is a frame that is damaged (pixel agreement with the clean prediction
 <= ``DAMAGED``) and flagged neither by DAAIN at its calibrated threshold nor by the defence. Each defence is
 also judged at the threshold that flags ``clean_rate`` of the held-out clean frames themselves, which favours
 the defence.
 
-The defences' own keys (the secret offsets, the projections' seed) come from ``seed`` through streams the
-attackers never read, so a run is deterministic.
+The defences' own keys (the secret offsets, the projections' and the student's seeds) come from ``seed``
+through streams the attackers never read, so a run is deterministic.
 """
 
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from daain_ros.evaluation.key_agnostic import LayerStatistics, TypicalityCritic
 from daain_ros.evaluation.projections import SecretProjections
 from daain_ros.evaluation.protocol import Scorer, at_network_size
 from daain_ros.evaluation.squeezing import JpegConsistency, SqueezingCritic, all_offsets, random_offsets
+from daain_ros.evaluation.students import EPOCHS, StudentCheck, StudentCritic, train_student
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,18 @@ class DefenceConfig:
     directions: int = 64  # secret projections per leaf layer
     draws: int = 2  # random grid offsets per step of the attacker adapted to the secret offset
     statistics_stride: int = 5  # every Nth fit frame fits the attackers' statistics; the others calibrate
+    students: int = 3  # surrogate students of the attacker adapted to the secret student
+    student_epochs: int = EPOCHS  # each student's training epochs on the statistics frames
     attack: AdaptiveConfig = AdaptiveConfig()
 
     def __post_init__(self):
         if not (0 < self.clean_rate < 1 and 1 <= self.quality <= 100 and self.directions >= 1 and self.draws >= 1
-                and self.statistics_stride >= 2):
+                and self.statistics_stride >= 2 and self.students >= 1 and self.student_epochs >= 1):
             raise DaainError(f"clean rate {self.clean_rate}, JPEG quality {self.quality}, {self.directions} "
-                             f"directions, {self.draws} draws, statistics stride {self.statistics_stride}: expected "
-                             "a rate in (0, 1), a quality of 1-100, at least 1 direction and draw, and a stride of at "
-                             "least 2")
+                             f"directions, {self.draws} draws, statistics stride {self.statistics_stride}, "
+                             f"{self.students} students, {self.student_epochs} student epochs: expected a rate in "
+                             "(0, 1), a quality of 1-100, at least 1 direction, draw, student and epoch, and a "
+                             "stride of at least 2")
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     if len(statistics_frames) < 2 or len(calibration) < 4:
         raise DaainError(f"{len(fit)} fit frames at stride {stride}: expected enough for at least 2 statistics "
                          "frames and 4 calibration frames")
-    keys = np.random.SeedSequence(seed).spawn(2)  # the defences' secrets: the offsets and the projections
+    keys = np.random.SeedSequence(seed).spawn(3)  # the defences' secrets: the offsets, projections and student
     scorer = Scorer(pipeline, mc_passes=0)
     clean_daain = scorer.score(held_out)[0]["daain"] > pipeline.threshold
     _, target_labels = scorer.score(targets)
@@ -100,6 +105,9 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     statistics = LayerStatistics.fit(model, statistics_frames, size)
     halves = calibration[::2], calibration[1::2]
     projections = SecretProjections.fit(model, statistics, halves[0], config.directions, keys[1])
+    students = [train_student(model, statistics_frames, size, _torch_seed(key), config.student_epochs)
+                for key in [keys[2]] + np.random.SeedSequence([seed, 1]).spawn(config.students)]
+    student = StudentCheck(model, students[0], size)
     defences = [
         _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
                  check(calibration, labels=own["calibration"]), check(held_out, labels=own["held_out"])),
@@ -111,6 +119,8 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
                  projections.score(model, halves[1]), projections.score(model, held_out)),
+        _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed",
+                 student, False, student(calibration, own["calibration"]), student(held_out, own["held_out"])),
     ]
     thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}
 
@@ -118,7 +128,9 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     critics = [("key-agnostic", None, typical),
                ("key-agnostic + jpeg (BPDA)", "jpeg", SqueezingCritic(typical, check, thresholds["jpeg"])),
                ("key-agnostic + jpeg, random offsets (BPDA, EOT)", "jpeg-secret-offset",
-                SqueezingCritic(typical, check, thresholds["jpeg-secret-offset"], config.draws, seed))]
+                SqueezingCritic(typical, check, thresholds["jpeg-secret-offset"], config.draws, seed)),
+               (f"key-agnostic + {config.students} surrogate students (EOT)", "secret-student",
+                StudentCritic(typical, students[1:], thresholds["secret-student"]))]
     attackers = []
     for name, adapted_to, critic in tqdm(critics, desc="attackers", unit="attacker", disable=not progress):
         outcome = adaptive_attack(model, critic, targets, eps, config.attack, seed)
@@ -137,6 +149,11 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],
             "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers)
                          for d in defences]}
+
+
+def _torch_seed(key):
+    """A torch seed from a numpy ``SeedSequence``."""
+    return int(key.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _judged(defence, threshold, clean_rate, clean_daain, attackers):

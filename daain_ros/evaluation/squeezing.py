@@ -18,17 +18,14 @@ against a secret offset it draws random offsets at every step (expectation over 
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from daain_ros.errors import DaainError
+from daain_ros.evaluation.adaptive_critics import AgreementCritic, labels_of, log_disagreement
 from daain_ros.evaluation.attacks import predict_labels
 from daain_ros.evaluation.corruptions import jpeg_round_trip
 from daain_ros.segmentation.preprocess import normalize, to_pixels
 
 BLOCK = 8  # JPEG's block: offsets beyond it repeat a grid
-#: How many columns the check's term fills in the attacker's hinge, which averages its critic's columns:
-#: as many as 16 of the key-agnostic critic's 129 layers (official ESPNet), so that it weighs in.
-COPIES = 16
 
 
 def compress(image, quality, offset=(0, 0)):
@@ -78,53 +75,31 @@ class JpegConsistency:
         return (plain == squeezed).mean((1, 2))
 
 
-class SqueezingCritic:
-    """The attacker's critic for DAAIN plus the JPEG check: ``inner``'s columns, then the check's.
+class SqueezingCritic(AgreementCritic):
+    """The attacker's critic for DAAIN plus the JPEG check: the check's labels are those of the compressed frame.
 
-    The check's column is the log of the share of pixels whose label changes under compression; its gradient
-    is that of the log of a soft share (the softplus of each pixel's negative margin for its own label) through
-    the compressed image, the compression itself passed straight through. ``draws`` random offsets per step
-    (from ``seed``), each its own column, attack a secret offset; ``None`` attacks the fixed grid.
-
-    :param agreement_limit: the check's threshold on the agreement: below it a frame is flagged.
+    The soft share's gradient flows through the compressed image, the compression itself passed straight
+    through. ``draws`` random offsets per step (from ``seed``), each its own term, attack a secret offset;
+    ``None`` attacks the fixed grid.
     """
 
     def __init__(self, inner, check, agreement_limit, draws=None, seed=0):
         if draws is not None and draws < 1:
             raise DaainError(f"{draws} offsets per step: expected at least 1, or None for the fixed grid")
-        self.inner = inner
+        super().__init__(inner, agreement_limit, 1 if draws is None else draws)
         self.check = check
-        self.limit = float(np.log(max(1.0 - agreement_limit, 1e-4)))
         self.draws = draws
         self.rng = np.random.default_rng(seed)
-        self.size = inner.size
-        self.margin = inner.margin
 
     def _offsets(self):
         return [(0, 0)] if self.draws is None else random_offsets(self.draws, self.rng)
 
-    def __call__(self, x):
-        """(logits, scores N x (inner's columns + COPIES per offset drawn))."""
-        logits, scores = self.inner(x)
+    def disagreements(self, x, logits):
+        labels = labels_of(logits)
         pixels = to_pixels(x.detach()).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-        labels = logits.detach().argmax(1, keepdim=True)
-        columns = [scores]
+        terms = []
         for offset in self._offsets():
             squeezed = np.stack([compress(image, self.check.quality, offset) for image in pixels])
             target = normalize(torch.from_numpy(squeezed).to(x.device).permute(0, 3, 1, 2).float() / 255)
-            columns.append(self._disagreement(x + (target - x).detach(), labels).expand(-1, COPIES))
-        return logits, torch.cat(columns, 1)
-
-    def _disagreement(self, x, labels):
-        logits = self.check.model.logits(x)
-        own = logits.gather(1, labels)
-        margin = (own - logits.scatter(1, labels, float("-inf")).amax(1, keepdim=True)).squeeze(1)
-        hard = (margin <= 0).float().mean((1, 2)).clamp_min(1e-4)
-        soft = F.softplus(-margin).mean((1, 2)).log()
-        return (hard.log() + soft - soft.detach())[:, None]
-
-    def limits(self, clean_scores):
-        """``inner``'s limits, and the check's threshold (or the image's own clean disagreement, if higher)."""
-        inner = clean_scores.shape[1] - COPIES * (1 if self.draws is None else self.draws)
-        return torch.cat([self.inner.limits(clean_scores[:, :inner]), clean_scores[:, inner:].clamp_min(self.limit)],
-                         1)
+            terms.append(log_disagreement(self.check.model.logits(x + (target - x).detach()), labels))
+        return terms

@@ -24,7 +24,6 @@ bilinearly; it is trained at 1/8 on ESPNet's labels there. About a minute for 30
 2-core CPU.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,6 +59,12 @@ class Student(nn.Module):
 
     def forward(self, x):
         return F.interpolate(self.coarse(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    logits = forward  # as ``SegmentationModel.logits``, so that ``predict_labels`` serves a student too
+
+    @property
+    def device(self):
+        return self.body[0].weight.device
 
 
 def train_student(model, images_bgr, size, seed, epochs=EPOCHS, batch_size=16):
@@ -101,14 +106,10 @@ class StudentCheck:
         self.student = student
         self.size = tuple(size)
 
-    def __call__(self, images_bgr, labels=None, batch_size=8):
+    def __call__(self, images_bgr, labels=None):
         """Agreements (float per frame) of BGR uint8 frames at network size; ``labels``: ``model``'s, if known."""
         own = predict_labels(self.model, images_bgr, self.size) if labels is None else labels
-        with torch.inference_mode():
-            student = np.concatenate([
-                self.student(preprocess(images_bgr[i:i + batch_size], self.size, self.model.device)).argmax(1).cpu()
-                for i in range(0, len(images_bgr), batch_size)])
-        return (student == own).mean((1, 2))
+        return (predict_labels(self.student, images_bgr, self.size) == own).mean((1, 2))
 
 
 class StudentCritic(AgreementCritic):

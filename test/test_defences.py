@@ -110,6 +110,7 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
     document = json.loads((out / "defences.json").read_text())
     assert (document["frames"], document["clean_frames"], document["statistics_frames"],
             document["calibration_frames"]) == (2, 8, 5, 15)
+    assert document["seconds_per_student"] > 0
     attackers = [a["attacker"] for a in document["attackers"]]
     assert len(attackers) == 4 and attackers[3] == "key-agnostic + 2 surrogate students (EOT)"
     for attacker in document["attackers"]:

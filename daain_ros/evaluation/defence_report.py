@@ -65,7 +65,8 @@ def markdown(document, level=2, figures=None):
              f"{document['threshold']:.4f} flags {document['clean_flag_rate']:.1%} of the "
              f"{document['clean_frames']} held-out clean frames. Defences calibrated on "
              f"{document['calibration_frames']} fit frames; the attackers' statistics on "
-             f"{document['statistics_frames']}.", "", TEXT.format(rate=document["clean_rate"]), "",
+             f"{document['statistics_frames']}, on which each student trained in "
+             f"{document['seconds_per_student']:.0f} s.", "", TEXT.format(rate=document["clean_rate"]), "",
              _attackers_table(document), "", "Defences (values: the defence's statistic on the attacked frames; "
              "'over all 64 offsets': the share of grid offsets at which a frame succeeds, mean and range over the "
              "frames):", "", _defences_table(document), ""]

@@ -20,6 +20,7 @@ The defences' own keys (the secret offsets, the projections' and the student's s
 through streams the attackers never read, so a run is deterministic.
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +106,10 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     statistics = LayerStatistics.fit(model, statistics_frames, size)
     halves = calibration[::2], calibration[1::2]
     projections = SecretProjections.fit(model, statistics, halves[0], config.directions, keys[1])
+    started = time.perf_counter()
     students = [train_student(model, statistics_frames, size, _torch_seed(key), config.student_epochs)
                 for key in [keys[2]] + np.random.SeedSequence([seed, 1]).spawn(config.students)]
+    seconds_per_student = (time.perf_counter() - started) / len(students)
     student = StudentCheck(model, students[0], size)
     defences = [
         _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
@@ -146,6 +149,7 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     return {"eps": eps, "frames": len(targets), "threshold": pipeline.threshold, "clean_frames": len(held_out),
             "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
+            "seconds_per_student": seconds_per_student,
             "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],
             "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers)
                          for d in defences]}

@@ -20,8 +20,7 @@ the students towards ESPNet's labels and ESPNet towards theirs, so that the dama
 the students already disagree with ESPNet.
 
 The student sees the network input average-pooled by 2 and predicts at 1/8 of the network size, upsampled
-bilinearly; it is trained at 1/8 on ESPNet's labels there. About a minute for 30 frames at 512x256 on one
-2-core CPU.
+bilinearly; it is trained at 1/8 on ESPNet's labels there. ``daain defences`` reports how long that took.
 """
 
 import torch
@@ -37,6 +36,10 @@ from daain_ros.segmentation.preprocess import preprocess
 EPOCHS = 100
 WIDTH = 32
 STRIDE = 8  # the student's output stride at the network size
+#: ESPNet's input is standardised pixels divided by 255 (the official preprocessing), so its variance lies
+#: below BatchNorm's eps: the student multiplies it back, or its first BatchNorm's running variance would not
+#: describe its training batches until hundreds of steps had passed (a short-trained student judged garbage).
+INPUT_SCALE = 255.0
 
 
 class Student(nn.Module):
@@ -55,7 +58,7 @@ class Student(nn.Module):
 
     def coarse(self, x):
         """Logits at 1/8 of the input size."""
-        return self.body(F.avg_pool2d(x, 2))
+        return self.body(F.avg_pool2d(x, 2) * INPUT_SCALE)
 
     def forward(self, x):
         return F.interpolate(self.coarse(x), size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -26,6 +26,7 @@ from daain_ros.evaluation.adaptive import AdaptiveConfig, adaptive_attack
 from daain_ros.evaluation.adaptive_critics import COPIES
 from daain_ros.evaluation.attacks import network_input, pixel_batch
 from daain_ros.evaluation.corruptions import jpeg_round_trip
+from daain_ros.evaluation.defences import split_fit
 from daain_ros.evaluation.projections import SecretProjections
 from daain_ros.evaluation.squeezing import JpegConsistency, SqueezingCritic, all_offsets, compress
 from daain_ros.results import assemble
@@ -95,6 +96,15 @@ def test_secret_projections_are_keyed_and_flag_what_is_far_from_clean(default_es
         SecretProjections.fit(default_espnet, typical.statistics, calibration[:1], 8, 1)
 
 
+def test_defences_learn_from_earlier_frames_than_those_that_calibrate_them():
+    split = split_fit(list(range(20)), 4)
+    assert (split.statistics, split.learn) == ([0, 4, 8, 12, 16], [0, 4, 8])
+    assert (split.early, split.late) == ([1, 2, 3, 5, 6, 7, 9], [10, 11, 13, 14, 15, 17, 18, 19])
+    assert sorted(split.statistics + split.calibration) == list(range(20))
+    with pytest.raises(DaainError, match="2 calibration frames in each half"):
+        split_fit(list(range(6)), 2)
+
+
 def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, default_espnet, small_fit_frames,
                                                                  small_frames):
     config = FitConfig(size=SIZE, target_dims=150, augment_copies=1, calibration_folds=0, key_seed=1,
@@ -109,7 +119,8 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
                  "--out", str(out)]) == 0
     document = json.loads((out / "defences.json").read_text())
     assert (document["frames"], document["clean_frames"], document["statistics_frames"],
-            document["calibration_frames"]) == (2, 8, 5, 15)
+            document["calibration_frames"], document["late_calibration_frames"], document["learning_frames"]) == (
+                2, 8, 5, 15, 8, 3)
     assert document["seconds_per_student"] > 0
     attackers = [a["attacker"] for a in document["attackers"]]
     assert len(attackers) == 4 and attackers[3] == "key-agnostic + 2 surrogate students (EOT)"

@@ -39,7 +39,7 @@ def register(sub):
     parser.add_argument("--students", type=positive_int, default=DefenceConfig.students,
                         help="surrogate students of the attacker adapted to the secret student")
     parser.add_argument("--student-epochs", type=positive_int, default=DefenceConfig.student_epochs,
-                        help="each student's training epochs on the statistics frames")
+                        help="each student's training epochs on the first half's statistics frames")
     parser.add_argument("--clean-rate", type=fraction, default=DefenceConfig.clean_rate,
                         help="share of calibration frames each defence's threshold flags")
     parser.add_argument("--seed", type=int, default=0)

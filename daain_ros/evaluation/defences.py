@@ -10,7 +10,9 @@ Four attackers damage the same frames while keeping every leaf layer typical (``
 ignores the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret
 grid offset (expectation over offsets) and one adapted to the secret student (expectation over surrogate
 students of its own, trained on the same frames). Each defence is then calibrated on clean fit frames that the
-attackers' statistics did not use (its threshold flags ``clean_rate`` of them) and judges every attacker's
+attackers' statistics did not use (its threshold flags ``clean_rate`` of them; :func:`split_fit`); a defence
+that learns from fit frames (the projections, the student) learns from the first half of them and is calibrated
+on the second half's, frames later than any it learnt from, as the road ahead is. It judges every attacker's
 frames together with DAAIN: a success is a frame that is damaged (pixel agreement with the clean prediction
 <= ``DAMAGED``) and flagged neither by DAAIN at its calibrated threshold nor by the defence. Each defence is
 also judged at the threshold that flags ``clean_rate`` of the held-out clean frames themselves, which favours
@@ -45,7 +47,7 @@ class DefenceConfig:
     draws: int = 2  # random grid offsets per step of the attacker adapted to the secret offset
     statistics_stride: int = 5  # every Nth fit frame fits the attackers' statistics; the others calibrate
     students: int = 3  # surrogate students of the attacker adapted to the secret student
-    student_epochs: int = EPOCHS  # each student's training epochs on the statistics frames
+    student_epochs: int = EPOCHS  # each student's training epochs on the first half's statistics frames
     attack: AdaptiveConfig = AdaptiveConfig()
 
     def __post_init__(self):
@@ -56,6 +58,39 @@ class DefenceConfig:
                              f"{self.students} students, {self.student_epochs} student epochs: expected a rate in "
                              "(0, 1), a quality of 1-100, at least 1 direction, draw, student and epoch, and a "
                              "stride of at least 2")
+
+
+@dataclass(frozen=True)
+class FitSplit:
+    """The fit frames' roles, each list in the frames' order.
+
+    ``statistics`` (every ``stride``th frame) fit the attackers' statistics; the others (``early`` + ``late``)
+    calibrate the defences. A defence that learns from fit frames learns from the first half of them (``learn``:
+    its statistics frames; ``early``: its other frames) and is calibrated on the second half's (``late``). Frames
+    interleaved with those it learnt from are near copies of them and would set a threshold that the road ahead
+    does not keep.
+    """
+
+    statistics: list
+    learn: list
+    early: list
+    late: list
+
+    @property
+    def calibration(self):
+        return self.early + self.late
+
+
+def split_fit(frames, stride):
+    """The :class:`FitSplit` of ``frames`` at statistics stride ``stride``."""
+    half = len(frames) // 2
+    split = FitSplit(frames[::stride], frames[:half:stride],
+                     [frame for index, frame in enumerate(frames[:half]) if index % stride],
+                     [frame for index, frame in enumerate(frames) if index % stride and index >= half])
+    if len(split.statistics) < 2 or len(split.early) < 2 or len(split.late) < 2:
+        raise DaainError(f"{len(frames)} fit frames at stride {stride}: expected enough for at least 2 statistics "
+                         "frames and 2 calibration frames in each half")
+    return split
 
 
 @dataclass(frozen=True)
@@ -89,12 +124,8 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     fit = at_network_size(fit_images, size)
     held_out = at_network_size(held_out_images, size)
     targets = at_network_size(target_images, size)
-    stride = config.statistics_stride
-    statistics_frames = fit[::stride]
-    calibration = [frame for index, frame in enumerate(fit) if index % stride]
-    if len(statistics_frames) < 2 or len(calibration) < 4:
-        raise DaainError(f"{len(fit)} fit frames at stride {stride}: expected enough for at least 2 statistics "
-                         "frames and 4 calibration frames")
+    split = split_fit(fit, config.statistics_stride)
+    statistics_frames, calibration = split.statistics, split.calibration
     keys = np.random.SeedSequence(seed).spawn(3)  # the defences' secrets: the offsets, projections and student
     scorer = Scorer(pipeline, mc_passes=0)
     clean_daain = scorer.score(held_out)[0]["daain"] > pipeline.threshold
@@ -104,10 +135,9 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     offsets = np.random.default_rng(keys[0])
     own = {"calibration": check.labels(calibration), "held_out": check.labels(held_out)}
     statistics = LayerStatistics.fit(model, statistics_frames, size)
-    halves = calibration[::2], calibration[1::2]
-    projections = SecretProjections.fit(model, statistics, halves[0], config.directions, keys[1])
+    projections = SecretProjections.fit(model, statistics, split.early, config.directions, keys[1])
     started = time.perf_counter()
-    students = [train_student(model, statistics_frames, size, _torch_seed(key), config.student_epochs)
+    students = [train_student(model, split.learn, size, _torch_seed(key), config.student_epochs)
                 for key in [keys[2]] + np.random.SeedSequence([seed, 1]).spawn(config.students)]
     seconds_per_student = (time.perf_counter() - started) / len(students)
     student = StudentCheck(model, students[0], size)
@@ -121,9 +151,9 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
                  lambda images, offset, labels: check(images, [offset] * len(images), labels)),
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
-                 projections.score(model, halves[1]), projections.score(model, held_out)),
+                 projections.score(model, split.late), projections.score(model, held_out)),
         _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed",
-                 student, False, student(calibration, own["calibration"]), student(held_out, own["held_out"])),
+                 student, False, student(split.late), student(held_out, own["held_out"])),
     ]
     thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}
 
@@ -148,6 +178,7 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "images": outcome.images, "labels": labels})  # the graph's labels equal the eager model's
     return {"eps": eps, "frames": len(targets), "threshold": pipeline.threshold, "clean_frames": len(held_out),
             "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
+            "late_calibration_frames": len(split.late), "learning_frames": len(split.learn),
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
             "seconds_per_student": seconds_per_student,
             "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],

@@ -82,5 +82,8 @@ def test_the_adapted_attacker_keeps_its_student_agreeing_and_is_seeded(default_e
 def test_bad_student_settings_are_errors(default_espnet, small_fit_frames, size, epochs, message):
     with pytest.raises(DaainError, match=message):
         train_student(default_espnet, small_fit_frames, size, seed=1, epochs=epochs)
+
+
+def test_an_adapted_attacker_needs_a_surrogate_student():
     with pytest.raises(DaainError, match="at least one"):
         StudentCritic(None, [], 0.9)

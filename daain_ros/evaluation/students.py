@@ -13,11 +13,11 @@ come from a secret seed, and flags a frame on which the student shares ESPNet's 
 clean frames (:class:`StudentCheck`). An attack that damages ESPNet's segmentation leaves the student's as it
 was unless it fools the student the same way.
 
-The attacker knows the recipe and the frames, not the seed: :class:`StudentCritic` trains surrogate students
-with seeds of its own and keeps their agreement with ESPNet's labels above the check's threshold, averaging
-over them (expectation over students), as the surrogate-key attacker averages over keys. It pulls both ways:
-the students towards ESPNet's labels and ESPNet towards theirs, so that the damage it needs goes first where
-the students already disagree with ESPNet.
+The attacker knows the recipe and the frames, not the seed: it trains surrogate students with
+:func:`train_student` from seeds of its own, and :class:`StudentCritic` keeps their agreement with ESPNet's
+labels above the check's threshold, averaging over them (expectation over students), as the surrogate-key
+attacker averages over keys. It pulls both ways: the students towards ESPNet's labels and ESPNet towards
+theirs, so that the damage it needs goes first where the students already disagree with ESPNet.
 
 The student sees the network input average-pooled by 2 and predicts at 1/8 of the network size, upsampled
 bilinearly; it is trained at 1/8 on ESPNet's labels there. ``daain defences`` reports how long that took.

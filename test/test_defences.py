@@ -26,9 +26,10 @@ from daain_ros.evaluation.adaptive import AdaptiveConfig, adaptive_attack
 from daain_ros.evaluation.adaptive_critics import COPIES
 from daain_ros.evaluation.attacks import network_input, pixel_batch
 from daain_ros.evaluation.corruptions import jpeg_round_trip
-from daain_ros.evaluation.defences import split_fit
+from daain_ros.evaluation.defences import _torch_seed, split_fit
 from daain_ros.evaluation.projections import SecretProjections
 from daain_ros.evaluation.squeezing import JpegConsistency, SqueezingCritic, all_offsets, compress
+from daain_ros.evaluation.students import StudentCheck, train_student
 from daain_ros.results import assemble
 
 SIZE = (128, 64)
@@ -119,8 +120,8 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
                  "--out", str(out)]) == 0
     document = json.loads((out / "defences.json").read_text())
     assert (document["frames"], document["clean_frames"], document["statistics_frames"],
-            document["calibration_frames"], document["late_calibration_frames"], document["learning_frames"]) == (
-                2, 8, 5, 15, 8, 3)
+            document["calibration_frames"], document["late_calibration_frames"], document["learning_frames"],
+            document["twin_learning_frames"]) == (2, 8, 5, 15, 8, 5, 3)
     assert document["seconds_per_student"] > 0
     attackers = [a["attacker"] for a in document["attackers"]]
     assert len(attackers) == 4 and attackers[3] == "key-agnostic + 2 surrogate students (EOT)"
@@ -132,6 +133,12 @@ def test_daain_defences_judges_every_attacker_with_every_defence(tmp_path, defau
     # the study's held-out values are the check's on the held-out frames at the network size, measured here again
     np.testing.assert_allclose(document["defences"][0]["clean_values"],
                                JpegConsistency(default_espnet, SIZE, 50)(small_frames("synthetic:9:8")))
+    # the student's threshold is its twin's: trained on the first half's statistics frames from the study's fourth
+    # secret stream (seed 0), it flags 5 % of the second half's other frames
+    split = split_fit(small_frames("synthetic:3:20"), 4)
+    twin = train_student(default_espnet, split.learn, SIZE, _torch_seed(np.random.SeedSequence(0).spawn(4)[3]), 3)
+    assert document["defences"][3]["threshold"] == pytest.approx(
+        np.quantile(StudentCheck(default_espnet, twin, SIZE)(split.late), 0.05), abs=1e-9)
     for defence, adapted in zip(document["defences"], (attackers[1], attackers[2], None, attackers[3])):
         assert [row["attacker"] for row in defence["attackers"]] == attackers
         assert [row["attacker"] for row in defence["attackers"] if row["adapted"]] == ([adapted] if adapted else [])

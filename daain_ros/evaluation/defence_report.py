@@ -21,8 +21,10 @@ TEXT = (
     "(its gradient passed straight through the compression, BPDA; on a secret grid offset, random offsets at "
     "every step, EOT), and one to the secret student (surrogate students of its own, trained the same way on the "
     "same frames, EOT). Each defence's threshold flags {rate:.0%} of clean fit frames that the attackers' "
-    "statistics did not use (the projections and the student, which learn from the first half of the fit frames, "
-    "of the second half's: frames later than any they learnt from); it judges the attacked frames together with "
+    "statistics did not use, later than any the defence learnt from: the projections learn from the first half's "
+    "fit frames and are calibrated on the second half's; the student learns from every statistics frame, and its "
+    "threshold is its twin's (the same recipe from another secret seed), which learns from the first half's "
+    "statistics frames and is calibrated on the second half's frames. It judges the attacked frames together with "
     "DAAIN at its calibrated threshold. A success: damaged (pixel agreement with the clean prediction <= 0.5) and "
     "flagged by neither. 'Held-out threshold': the defence's threshold set to flag {rate:.0%} of the held-out clean "
     "frames themselves, which favours the defence.")
@@ -65,10 +67,11 @@ def markdown(document, level=2, figures=None):
     lines = [f"Budget {round(document['eps'] * 255)}/255 on {document['frames']} frames. DAAIN's threshold "
              f"{document['threshold']:.4f} flags {document['clean_flag_rate']:.1%} of the "
              f"{document['clean_frames']} held-out clean frames. Defences calibrated on "
-             f"{document['calibration_frames']} fit frames (the projections and the student on the "
+             f"{document['calibration_frames']} fit frames (the projections and the student's twin on the "
              f"{document['late_calibration_frames']} of the second half); the attackers' statistics on "
-             f"{document['statistics_frames']}. Each student trained on {document['learning_frames']} of them (the "
-             f"first half's) in {document['seconds_per_student']:.0f} s.", "",
+             f"{document['statistics_frames']}. Each student trained on {document['learning_frames']} of them in "
+             f"{document['seconds_per_student']:.0f} s; the twin on the first half's "
+             f"{document['twin_learning_frames']}.", "",
              TEXT.format(rate=document["clean_rate"]), "",
              _attackers_table(document), "", "Defences (values: the defence's statistic on the attacked frames; "
              "'over all 64 offsets': the share of grid offsets at which a frame succeeds, mean and range over the "

@@ -10,15 +10,19 @@ Four attackers damage the same frames while keeping every leaf layer typical (``
 ignores the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret
 grid offset (expectation over offsets) and one adapted to the secret student (expectation over surrogate
 students of its own, trained on the same frames). Each defence is then calibrated on clean fit frames that the
-attackers' statistics did not use (its threshold flags ``clean_rate`` of them; :func:`split_fit`); a defence
-that learns from fit frames (the projections, the student) learns from the first half of them and is calibrated
-on the second half's, frames later than any it learnt from, as the road ahead is. It judges every attacker's
+attackers' statistics did not use (its threshold flags ``clean_rate`` of them; :func:`split_fit`). A threshold
+for a defence that learns from fit frames comes from frames later than any it learnt from, as the road ahead is:
+the projections learn from the first half's frames and are calibrated on the second half's; the student learns
+from all statistics frames, and its threshold comes from its twin (the same recipe from another secret seed),
+which learns from the first half's statistics frames and is calibrated on the second half's frames (forward
+chaining: the twin's calibration frames lie as far ahead of what it learnt as the road ahead lies beyond the
+student's). It judges every attacker's
 frames together with DAAIN: a success is a frame that is damaged (pixel agreement with the clean prediction
 <= ``DAMAGED``) and flagged neither by DAAIN at its calibrated threshold nor by the defence. Each defence is
 also judged at the threshold that flags ``clean_rate`` of the held-out clean frames themselves, which favours
 the defence.
 
-The defences' own keys (the secret offsets, the projections' and the student's seeds) come from ``seed``
+The defences' own keys (the secret offsets, the projections', the student's and its twin's seeds) come from ``seed``
 through streams the attackers never read, so a run is deterministic.
 """
 
@@ -47,7 +51,7 @@ class DefenceConfig:
     draws: int = 2  # random grid offsets per step of the attacker adapted to the secret offset
     statistics_stride: int = 5  # every Nth fit frame fits the attackers' statistics; the others calibrate
     students: int = 3  # surrogate students of the attacker adapted to the secret student
-    student_epochs: int = EPOCHS  # each student's training epochs on the first half's statistics frames
+    student_epochs: int = EPOCHS  # each student's (and the twin's) training epochs
     attack: AdaptiveConfig = AdaptiveConfig()
 
     def __post_init__(self):
@@ -65,10 +69,10 @@ class FitSplit:
     """The fit frames' roles, each list in the frames' order.
 
     ``statistics`` (every ``stride``th frame) fit the attackers' statistics; the others (``early`` + ``late``)
-    calibrate the defences. A defence that learns from fit frames learns from the first half of them (``learn``:
-    its statistics frames; ``early``: its other frames) and is calibrated on the second half's (``late``). Frames
-    interleaved with those it learnt from are near copies of them and would set a threshold that the road ahead
-    does not keep.
+    calibrate the defences. A defence that learns from fit frames, or its twin, learns from the first half of them
+    (``learn``: its statistics frames; ``early``: its other frames) and is calibrated on the second half's
+    (``late``). Frames interleaved with those it learnt from are near copies of them and would set a threshold
+    that the road ahead does not keep.
     """
 
     statistics: list
@@ -126,7 +130,7 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     targets = at_network_size(target_images, size)
     split = split_fit(fit, config.statistics_stride)
     statistics_frames, calibration = split.statistics, split.calibration
-    keys = np.random.SeedSequence(seed).spawn(3)  # the defences' secrets: the offsets, projections and student
+    keys = np.random.SeedSequence(seed).spawn(4)  # the defences' secrets: offsets, projections, student, its twin
     scorer = Scorer(pipeline, mc_passes=0)
     clean_daain = scorer.score(held_out)[0]["daain"] > pipeline.threshold
     _, target_labels = scorer.score(targets)
@@ -137,10 +141,12 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     statistics = LayerStatistics.fit(model, statistics_frames, size)
     projections = SecretProjections.fit(model, statistics, split.early, config.directions, keys[1])
     started = time.perf_counter()
-    students = [train_student(model, split.learn, size, _torch_seed(key), config.student_epochs)
+    students = [train_student(model, statistics_frames, size, _torch_seed(key), config.student_epochs)
                 for key in [keys[2]] + np.random.SeedSequence([seed, 1]).spawn(config.students)]
     seconds_per_student = (time.perf_counter() - started) / len(students)
     student = StudentCheck(model, students[0], size)
+    twin = StudentCheck(model, train_student(model, split.learn, size, _torch_seed(keys[3]), config.student_epochs),
+                        size)
     defences = [
         _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
                  check(calibration, labels=own["calibration"]), check(held_out, labels=own["held_out"])),
@@ -152,8 +158,9 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
                  projections.score(model, split.late), projections.score(model, held_out)),
-        _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed",
-                 student, False, student(split.late), student(held_out, own["held_out"])),
+        _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed "
+                 "(threshold from its forward-chained twin)", student, False, twin(split.late),
+                 student(held_out, own["held_out"])),
     ]
     thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}
 
@@ -178,7 +185,8 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "images": outcome.images, "labels": labels})  # the graph's labels equal the eager model's
     return {"eps": eps, "frames": len(targets), "threshold": pipeline.threshold, "clean_frames": len(held_out),
             "clean_flag_rate": float(clean_daain.mean()), "calibration_frames": len(calibration),
-            "late_calibration_frames": len(split.late), "learning_frames": len(split.learn),
+            "late_calibration_frames": len(split.late), "learning_frames": len(statistics_frames),
+            "twin_learning_frames": len(split.learn),
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
             "seconds_per_student": seconds_per_student,
             "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],

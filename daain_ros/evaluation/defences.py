@@ -159,7 +159,8 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
                  "channel projections per leaf layer", lambda images: projections.score(model, images), True,
                  projections.score(model, split.late), projections.score(model, held_out)),
         _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed "
-                 "(threshold from its forward-chained twin)", student, False, twin(split.late),
+                 "(threshold from its forward-chained twin)", student, False,
+                 twin(split.late, own["calibration"][len(split.early):]),
                  student(held_out, own["held_out"])),
     ]
     thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}

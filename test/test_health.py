@@ -41,11 +41,11 @@ def test_failures_and_staleness_raise_the_flag():
 
 
 def test_key_values_carry_the_documented_keys():
-    values = dict(health.key_values(health.frame_verdict(0.25, 1.0, False, False), "12.000000005", 41.26, 7, 3))
+    values = dict(health.key_values(health.frame_verdict(0.25, 1.0, False, False), "12.000000005", 41.26, 7, 3, 2))
     assert values == {"anomaly": "false", "score": "0.25", "threshold": "1", "frame stamp": "12.000000005",
-                      "latency ms": "41.3", "frames processed": "7", "frames dropped": "3"}
+                      "latency ms": "41.3", "frames processed": "7", "frames dropped": "3", "frames lost": "2"}
     assert health.format_stamp(12, 5) == "12.000000005"
-    assert dict(health.key_values(health.failure("input", "x"), None, None, 0, 0))["score"] == "nan"
+    assert dict(health.key_values(health.failure("input", "x"), None, None, 0, 0, 0))["score"] == "nan"
 
 
 def test_each_cause_is_logged_at_once_then_throttled_with_a_count():

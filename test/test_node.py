@@ -274,12 +274,14 @@ def test_burst_of_200_frames_at_100_hz_drops_old_frames_keeps_order_and_node_res
     answered_s = time.monotonic() - sent
     processed = int(last["frames processed"]) - int(first["frames processed"])
     dropped = int(last["frames dropped"]) - int(first["frames dropped"])
+    lost = int(last["frames lost"]) - int(first["frames lost"])  # overwritten before the node's callback took them
     assert sent - start < 4.0, "the test could not publish at about 100 Hz"
     assert answered_s < 5.0, f"newest frame judged {answered_s:.1f} s after the burst: a backlog"
-    assert processed + dropped == 200 and dropped >= 100, (processed, dropped)
+    assert processed + dropped + lost == 200 and dropped >= 100, (processed, dropped, lost)
     assert last["anomaly"] == "false" and process.poll() is None
     sent_stamps = set(stamps)
     judged = [s["frame stamp"] for s in client.statuses[statuses:] if s["frame stamp"] in sent_stamps]
+    judged = [s for i, s in enumerate(judged) if i == 0 or s != judged[i - 1]]  # a graph change republishes one
     assert len(judged) == processed and judged == sorted(judged, key=float), "verdicts out of frame order"
 
 

@@ -211,6 +211,7 @@ def bench_node(model, detector, frames_bgr, size, quick, device="cpu", contentio
         at30.update(ms_summary(seconds), latency_first_half_ms=ms_summary(seconds[:half])["median_ms"],
                     latency_second_half_ms=ms_summary(seconds[half:])["median_ms"],
                     dropped_by_node=_counter_delta(counters_before, client.counters, "frames dropped"),
+                    lost_before_node=_counter_delta(counters_before, client.counters, "frames lost"),
                     rss_start_mb=rss_start, rss_end_mb=process_status_mb("VmRSS", process.pid))
         result = {"startup_s": startup_s, "device": device, "backend": NODE_BACKEND, "workers": NODE_WORKERS,
                   "threads": NODE_THREADS,

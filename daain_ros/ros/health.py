@@ -121,8 +121,12 @@ def format_stamp(sec, nanosec):
     return f"{sec}.{nanosec:09d}"
 
 
-def key_values(verdict, stamp, latency_ms, processed, dropped):
-    """The diagnostic key-values of a verdict, as (key, text) pairs."""
+def key_values(verdict, stamp, latency_ms, processed, dropped, lost):
+    """The diagnostic key-values of a verdict, as (key, text) pairs.
+
+    ``dropped``: frames replaced in the node's slot by newer ones; ``lost``: frames that never reached the node
+    (overwritten in the subscription's queue or lost in transport).
+    """
     def number(value, fmt):
         return format(value, fmt) if value is not None and math.isfinite(value) else str(value)
 
@@ -134,6 +138,7 @@ def key_values(verdict, stamp, latency_ms, processed, dropped):
         ("latency ms", number(latency_ms, ".1f")),
         ("frames processed", str(processed)),
         ("frames dropped", str(dropped)),
+        ("frames lost", str(lost)),
     ]
 
 

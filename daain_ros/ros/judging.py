@@ -24,6 +24,7 @@ from daain_ros.ros.frame_slot import FrameSlot
 from daain_ros.ros.in_order import InOrder
 from daain_ros.ros.model import apply_threshold, infer, warn_level
 from daain_ros.ros.outputs import ResultPublishers
+from daain_ros.ros.sequence_gaps import SequenceGaps
 
 #: Inference that has not returned after this long (or 10 stale timeouts) is reported as an ERROR.
 OVERDUE_S = 5.0
@@ -42,7 +43,7 @@ class FrameJudge:
         self.pipeline, self.topic = pipeline, topic
         self.settings, self._verdicts = settings, verdicts
         self._lock = threading.Lock()
-        self._slot, self._in_order = FrameSlot(), InOrder()
+        self._slot, self._in_order, self._gaps = FrameSlot(), InOrder(), SequenceGaps()
         self._debounce = settings.debounce()
         self._warn_above = warn_level(pipeline)
         self._results = ResultPublishers(node, settings.publish_color)
@@ -56,6 +57,7 @@ class FrameJudge:
     def start(self, topic):
         """Judges the frames that arrive from now on (``topic``: the subscription's resolved name)."""
         self._last_arrival = time.monotonic()
+        self._gaps.restart()
         with self._lock:
             self.topic = topic
             self._debounce.reset()
@@ -108,8 +110,10 @@ class FrameJudge:
         with self._lock:
             apply_threshold(self.pipeline, value)
 
-    def on_image(self, msg):
+    def on_image(self, msg, info):
+        """The subscription's callback (``info``: rclpy's message info, whose sequence numbers show losses)."""
         self._last_arrival = time.monotonic()
+        self._gaps.arrived(info)
         self._slot.put((msg, self._last_arrival))
 
     def _work(self, worker, pipeline, decode):
@@ -166,5 +170,5 @@ class FrameJudge:
         :param latency: seconds from the frame's arrival to its verdict, for a judged frame.
         """
         latency_ms = latency * 1e3 if latency is not None else None
-        facts = (self._last_stamp, latency_ms, self._processed, self._slot.dropped)
+        facts = (self._last_stamp, latency_ms, self._processed, self._slot.dropped, self._gaps.lost)
         self._verdicts.publish(verdict, facts, self.topic, header.stamp if header is not None else None)

@@ -205,7 +205,7 @@ class DetectorNode(LifecycleNode):
         if judge is not None:
             judge.report(verdict)
         else:
-            self._verdicts.publish(verdict, (None, None, 0, 0), "")
+            self._verdicts.publish(verdict, (None, None, 0, 0, 0), "")
 
     def _check_parameters(self, params):
         values = {p.name: p.value for p in params}

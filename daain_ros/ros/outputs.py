@@ -84,7 +84,7 @@ class VerdictPublisher:
     def publish(self, verdict, facts, hardware_id, stamp=None):
         """Publishes ``verdict``, raised while the flag's topic has other publishers or the input several.
 
-        :param facts: (frame stamp, latency ms, frames processed, frames dropped) for the diagnostic's values.
+        :param facts: (frame stamp, latency ms, frames processed, dropped, lost) for the diagnostic's values.
         :param stamp: the frame's header stamp, else now.
         """
         with self._lock:

@@ -16,18 +16,18 @@ from daain_ros.provenance import markdown_lines
 JSON_FILE = "defences.json"
 
 TEXT = (
-    "The key-agnostic attacker keeps every leaf layer's activations as typical as on clean fit frames, position "
-    "by position, while it damages the segmentation; two of its variants are also adapted to the JPEG check "
-    "(its gradient passed straight through the compression, BPDA; on a secret grid offset, random offsets at "
-    "every step, EOT), and one to the secret student (surrogate students of its own, trained the same way on the "
-    "same frames, EOT). Each defence's threshold flags {rate:.0%} of clean fit frames that the attackers' "
-    "statistics did not use, later than any the defence learnt from: the projections learn from the first half's "
-    "fit frames and are calibrated on the second half's; the student learns from every statistics frame, and its "
-    "threshold is its twin's (the same recipe from another secret seed), which learns from the first half's "
-    "statistics frames and is calibrated on the second half's frames. It judges the attacked frames together with "
-    "DAAIN at its calibrated threshold. A success: damaged (pixel agreement with the clean prediction <= 0.5) and "
-    "flagged by neither. 'Held-out threshold': the defence's threshold set to flag {rate:.0%} of the held-out clean "
-    "frames themselves, which favours the defence.")
+    "The key-agnostic attacker keeps every leaf layer's activations as typical as on clean fit frames, position by "
+    "position, while it damages the segmentation; two of its variants are also adapted to the JPEG check (its "
+    "gradient passed straight through the compression, BPDA; on a secret grid offset, random offsets at every "
+    "step, EOT), and two to the secret student (surrogate students of its own, trained the same way on the same "
+    "frames, EOT), one aimed at its calibrated threshold and one at its held-out threshold (below). Each defence's "
+    "threshold flags {rate:.0%} of clean fit frames that the attackers' statistics did not use, later than any the "
+    "defence learnt from: the projections learn from the first half's fit frames and are calibrated on the second "
+    "half's; the student learns from every statistics frame, and its threshold is its twin's (the same recipe from "
+    "another secret seed), which learns from the first half's statistics frames and is calibrated on the second "
+    "half's frames. It judges the attacked frames together with DAAIN at its calibrated threshold. A success: "
+    "damaged (pixel agreement with the clean prediction <= 0.5) and flagged by neither. 'Held-out threshold': the "
+    "defence's threshold set to flag {rate:.0%} of the held-out clean frames themselves, which favours the defence.")
 
 
 def _span(values, digits=3):

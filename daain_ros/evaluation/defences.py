@@ -6,10 +6,11 @@
 
 """Defences tried against the key-agnostic attacker, measured the same way each time: ``daain defences``.
 
-Four attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
+Five attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
 ignores the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret
-grid offset (expectation over offsets) and one adapted to the secret student (expectation over surrogate
-students of its own, trained on the same frames). Each defence is then calibrated on clean fit frames that the
+grid offset (expectation over offsets) and two adapted to the secret student (expectation over surrogate
+students of its own, trained on the same frames), aimed at its calibrated and at its held-out threshold (both
+below). Each defence is then calibrated on clean fit frames that the
 attackers' statistics did not use (its threshold flags ``clean_rate`` of them; :func:`split_fit`). A threshold
 for a defence that learns from fit frames comes from frames later than any it learnt from, as the road ahead is:
 the projections learn from the first half's frames and are calibrated on the second half's; the student learns
@@ -164,14 +165,18 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
                  student(held_out, own["held_out"])),
     ]
     thresholds = {d.name: d.threshold(d.calibration, config.clean_rate) for d in defences}
+    held_out_thresholds = {d.name: d.threshold(d.held_out, config.clean_rate) for d in defences}
 
     typical = TypicalityCritic(model, statistics, statistics_frames)
     critics = [("key-agnostic", None, typical),
                ("key-agnostic + jpeg (BPDA)", "jpeg", SqueezingCritic(typical, check, thresholds["jpeg"])),
                ("key-agnostic + jpeg, random offsets (BPDA, EOT)", "jpeg-secret-offset",
                 SqueezingCritic(typical, check, thresholds["jpeg-secret-offset"], config.draws, seed)),
-               (f"key-agnostic + {config.students} surrogate students (EOT)", "secret-student",
-                StudentCritic(typical, students[1:], thresholds["secret-student"]))]
+               (surrogates := f"key-agnostic + {config.students} surrogate students (EOT)", "secret-student",
+                StudentCritic(typical, students[1:], thresholds["secret-student"])),
+               # the student's two thresholds lie far apart, so it is also attacked at the one that favours it
+               (f"{surrogates}, held-out threshold", "secret-student",
+                StudentCritic(typical, students[1:], held_out_thresholds["secret-student"]))]
     attackers = []
     for name, adapted_to, critic in tqdm(critics, desc="attackers", unit="attacker", disable=not progress):
         outcome = adaptive_attack(model, critic, targets, eps, config.attack, seed)
@@ -191,7 +196,7 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
             "statistics_frames": len(statistics_frames), "clean_rate": config.clean_rate,
             "seconds_per_student": seconds_per_student,
             "attackers": [{k: v for k, v in a.items() if k not in ("images", "labels")} for a in attackers],
-            "defences": [_judged(d, thresholds[d.name], config.clean_rate, clean_daain, attackers)
+            "defences": [_judged(d, thresholds[d.name], held_out_thresholds[d.name], clean_daain, attackers)
                          for d in defences]}
 
 
@@ -200,8 +205,7 @@ def _torch_seed(key):
     return int(key.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _judged(defence, threshold, clean_rate, clean_daain, attackers):
-    held_out_threshold = defence.threshold(defence.held_out, clean_rate)
+def _judged(defence, threshold, held_out_threshold, clean_daain, attackers):
     clean_flags = defence.flagged(defence.held_out, threshold)
     rows = []
     for attacker in attackers:

@@ -6,25 +6,23 @@
 
 """Defences tried against the key-agnostic attacker, measured the same way each time: ``daain defences``.
 
-Five attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that
-ignores the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret
-grid offset (expectation over offsets) and two adapted to the secret student (expectation over surrogate
-students of its own, trained on the same frames), aimed at its calibrated and at its held-out threshold (both
-below). Each defence is then calibrated on clean fit frames that the
-attackers' statistics did not use (its threshold flags ``clean_rate`` of them; :func:`split_fit`). A threshold
-for a defence that learns from fit frames comes from frames later than any it learnt from, as the road ahead is:
-the projections learn from the first half's frames and are calibrated on the second half's; the student learns
-from all statistics frames, and its threshold comes from its twin (the same recipe from another secret seed),
-which learns from the first half's statistics frames and is calibrated on the second half's frames (forward
-chaining: the twin's calibration frames lie as far ahead of what it learnt as the road ahead lies beyond the
-student's). It judges every attacker's
-frames together with DAAIN: a success is a frame that is damaged (pixel agreement with the clean prediction
-<= ``DAMAGED``) and flagged neither by DAAIN at its calibrated threshold nor by the defence. Each defence is
-also judged at the threshold that flags ``clean_rate`` of the held-out clean frames themselves, which favours
-the defence.
+Five attackers damage the same frames while keeping every leaf layer typical (``key_agnostic``): one that ignores
+the defences, one adapted to the JPEG check on its fixed grid, one adapted to the check on a secret grid offset
+(expectation over offsets) and two adapted to the secret student (expectation over surrogate students of its own,
+trained on the same frames), aimed at its calibrated and at its held-out threshold (both below). Each defence is
+then calibrated on clean fit frames that the attackers' statistics did not use (its threshold flags ``clean_rate``
+of them; :func:`split_fit`). A threshold for a defence that learns from fit frames comes from frames later than any
+it learnt from, as the road ahead is: the projections learn from the first half's frames and are calibrated on the
+second half's; the student learns from all statistics frames, and its threshold comes from its twin (the same
+recipe from another secret seed), which learns from the first half's statistics frames and is calibrated on the
+second half's frames (forward chaining: the twin's calibration frames lie as far ahead of what it learnt as the
+road ahead lies beyond the student's). It judges every attacker's frames together with DAAIN: a success is a frame
+that is damaged (pixel agreement with the clean prediction <= ``DAMAGED``) and flagged neither by DAAIN at its
+calibrated threshold nor by the defence. Each defence is also judged at the threshold that flags ``clean_rate`` of
+the held-out clean frames themselves, which favours the defence.
 
-The defences' own keys (the secret offsets, the projections', the student's and its twin's seeds) come from ``seed``
-through streams the attackers never read, so a run is deterministic.
+The defences' own keys (the secret offsets, the projections', the student's and its twin's seeds) come from
+``seed`` through streams the attackers never read, so a run is deterministic.
 """
 
 import time

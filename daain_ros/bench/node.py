@@ -8,7 +8,7 @@
 
 Measures the latency from publishing an Image to receiving ``/daain/anomaly`` for it (one frame in
 flight at a time), the highest input rate at which every frame is judged (a sweep of rates), and a run
-at 30 Hz: frames dropped, latency early and late in the run, and the node's resident memory before and
+at 30 Hz: frames dropped and lost, latency early and late in the run, and the node's resident memory before and
 after. In runs with several frames in flight the flag (a Bool, no stamp) cannot be matched to its frame,
 so latency is taken at the frame's ``/diagnostics`` status, which carries the stamp and is published
 right after the flag, under the same lock; ``node_internal_median_ms`` is the node's own arrival-to-publish

@@ -37,9 +37,9 @@ def register(sub):
     parser.add_argument("--draws", type=positive_int, default=DefenceConfig.draws,
                         help="random grid offsets per step of the attacker adapted to the secret offset")
     parser.add_argument("--students", type=positive_int, default=DefenceConfig.students,
-                        help="surrogate students of the attacker adapted to the secret student")
+                        help="surrogate students of the attackers adapted to the secret student")
     parser.add_argument("--student-epochs", type=positive_int, default=DefenceConfig.student_epochs,
-                        help="each student's training epochs on the first half's statistics frames")
+                        help="training epochs of each student and of the secret student's twin")
     parser.add_argument("--clean-rate", type=fraction, default=DefenceConfig.clean_rate,
                         help="share of calibration frames each defence's threshold flags")
     parser.add_argument("--seed", type=int, default=0)

@@ -198,6 +198,8 @@ def test_quick_bench_writes_every_field(tmp_path, model_file):
     assert alone["frames"] >= alone["workers"] and alone["seconds"] >= 2.0, alone
     at30 = node["at_30hz"]
     assert at30["sent"] == 60 and at30["processed"] + at30["dropped"] == at30["sent"] and at30["processed"] > 0
+    # what the node counts as not judged, dropped in its slot or lost before it, is among what the client missed
+    assert at30["dropped_by_node"] + at30["lost_before_node"] <= at30["dropped"], at30
     contention = node["contention"]["settings"]  # quick: one setting, idle and beside one busy loop
     assert [(row["backend"], row["workers"], row["threads"], row["compile"]) for row in contention] == \
         [("torch", 1, 1, "auto")], contention

@@ -106,7 +106,7 @@ class _Defence:
 
     name: str
     description: str
-    statistic: object  # images -> values
+    statistic: object  # (images, ESPNet's labels of them) -> values
     flags_above: bool
     calibration: np.ndarray
     held_out: np.ndarray
@@ -147,15 +147,17 @@ def defence_study(pipeline, fit_images, held_out_images, target_images, eps, con
     twin = StudentCheck(model, train_student(model, split.learn, size, _torch_seed(keys[3]), config.student_epochs),
                         size)
     defences = [
-        _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid", check, False,
+        _Defence("jpeg", f"labels kept under JPEG at quality {config.quality}, fixed grid",
+                 lambda images, labels: check(images, labels=labels), False,
                  check(calibration, labels=own["calibration"]), check(held_out, labels=own["held_out"])),
         _Defence("jpeg-secret-offset", f"labels kept under JPEG at quality {config.quality}, grid at a secret "
-                 "offset per frame", lambda images: check(images, random_offsets(len(images), offsets)), False,
+                 "offset per frame", lambda images, labels: check(images, random_offsets(len(images), offsets), labels),
+                 False,
                  check(calibration, random_offsets(len(calibration), offsets), own["calibration"]),
                  check(held_out, random_offsets(len(held_out), offsets), own["held_out"]),
                  lambda images, offset, labels: check(images, [offset] * len(images), labels)),
         _Defence("secret-projections", f"largest standardised log mean square of {config.directions} secret "
-                 "channel projections per leaf layer", lambda images: projections.score(model, images), True,
+                 "channel projections per leaf layer", lambda images, _: projections.score(model, images), True,
                  projections.score(model, split.late), projections.score(model, held_out)),
         _Defence("secret-student", "labels shared by a student network distilled from ESPNet from a secret seed "
                  "(threshold from its forward-chained twin)", student, False,
@@ -207,7 +209,7 @@ def _judged(defence, threshold, held_out_threshold, clean_daain, attackers):
     clean_flags = defence.flagged(defence.held_out, threshold)
     rows = []
     for attacker in attackers:
-        values = np.asarray(defence.statistic(attacker["images"]))
+        values = np.asarray(defence.statistic(attacker["images"], attacker["labels"]))
         missed = np.asarray(attacker["damaged"]) & ~np.asarray(attacker["daain_flagged"])
         flagged = defence.flagged(values, threshold)
         row = {"attacker": attacker["attacker"], "adapted": attacker["adapted_to"] == defence.name,
